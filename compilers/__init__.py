@@ -1,0 +1,1 @@
+"""Compile a validated spec into PyTorch and Keras source, importing no framework."""

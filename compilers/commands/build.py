@@ -1,0 +1,42 @@
+"""`fmnist-dsl build` and `fmnist-dsl schema`: specs to packages, and the spec's JSON Schema."""
+
+import json
+import sys
+from pathlib import Path
+
+from compilers.project import build_packages, stale_files, write_packages
+
+EXIT_STALE = 1
+
+
+def register(subparsers) -> None:
+    build = subparsers.add_parser("build", help="generate the PyTorch and Keras packages of specs")
+    build.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    build.add_argument("--out", type=Path, default=Path("generated"), help="output folder (default: ./generated)")
+    build.add_argument("--check", action="store_true", help="write nothing; exit 1 if OUT differs from the specs")
+    build.set_defaults(run=run_build)
+    schema = subparsers.add_parser("schema", help="print the JSON Schema of a spec file")
+    schema.set_defaults(run=run_schema)
+
+
+def run_build(args) -> int:
+    packages = build_packages(args.specs)
+    if not args.check:
+        for path in write_packages(packages, args.out):
+            print(f"wrote {path}/")
+        return 0
+    diffs = stale_files(packages, args.out)
+    if not diffs:
+        print(f"{args.out}/ is up to date with {len(packages)} spec(s)")
+        return 0
+    sys.stdout.writelines(diffs)
+    specs = " ".join(str(path) for path in args.specs)
+    print(f"\n{args.out}/ is stale; regenerate with: fmnist-dsl build {specs} --out {args.out}", file=sys.stderr)
+    return EXIT_STALE
+
+
+def run_schema(args) -> int:
+    from dsl.spec import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0

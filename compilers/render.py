@@ -1,0 +1,62 @@
+"""Render a ResolvedModel through the jinja2 templates and format the result in memory."""
+
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from ruff.__main__ import find_ruff_bin
+
+from compilers.ir import ResolvedModel
+
+TEMPLATES = Path(__file__).parent / "templates"
+LINE_LENGTH = 100
+
+# Output file -> template; the package's files in the order they are written.
+PACKAGE_TEMPLATES = {
+    "__init__.py": "package/__init__.py.jinja",
+    "torch_model.py": "torch/torch_model.py.jinja",
+    "keras_model.py": "keras/keras_model.py.jinja",
+}
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The one strict environment: an unknown name in a template is an error, not an empty string."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    # Every value reaches the source as a Python literal, so spec text can never become code.
+    env.filters["py"] = ascii
+    return env
+
+
+def format_source(source: str, filename: str) -> str:
+    """`source` formatted by the pinned ruff, ignoring any config file around, so output is the same everywhere."""
+    command = [
+        find_ruff_bin(),
+        "format",
+        "--isolated",
+        f"--line-length={LINE_LENGTH}",
+        f"--stdin-filename={filename}",
+        "-",
+    ]
+    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ruff could not format the generated {filename}:\n{result.stderr}")
+    return result.stdout
+
+
+def render_package(model: ResolvedModel) -> dict[str, str]:
+    """Every file of the generated package: name -> text."""
+    files = {
+        name: format_source(environment().get_template(template).render(model=model), name)
+        for name, template in PACKAGE_TEMPLATES.items()
+    }
+    files["spec.json"] = model.spec_json
+    return files

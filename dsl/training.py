@@ -1,0 +1,94 @@
+"""The `training` section: optimizer, schedule, split and stopping rules, with one meaning each."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SGD(_Section):
+    """SGD with heavy-ball or Nesterov momentum; weight decay is L2 added to the gradient."""
+
+    name: Literal["sgd"]
+    learning_rate: PositiveFloat = 0.01
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: NonNegativeFloat = 0.0
+
+
+class Adam(_Section):
+    """Adam as published: p -= lr * m_hat / (sqrt(v_hat) + epsilon)."""
+
+    name: Literal["adam"]
+    learning_rate: PositiveFloat = 0.001
+    beta_1: float = Field(default=0.9, ge=0, lt=1)
+    beta_2: float = Field(default=0.999, ge=0, lt=1)
+    epsilon: PositiveFloat = 1e-8
+    weight_decay: NonNegativeFloat = 0.0
+
+
+class StepSchedule(_Section):
+    """Multiply the learning rate by `gamma` every `step_size` epochs."""
+
+    name: Literal["step"]
+    step_size: PositiveInt
+    gamma: float = Field(default=0.1, gt=0, le=1)
+
+
+class CosineSchedule(_Section):
+    """Cosine decay from the initial rate to `min_learning_rate` over the run's epochs."""
+
+    name: Literal["cosine"]
+    min_learning_rate: NonNegativeFloat = 0.0
+
+
+class PlateauSchedule(_Section):
+    """Multiply the rate by `factor` when validation loss stalls for `patience` epochs."""
+
+    name: Literal["reduce_on_plateau"]
+    factor: float = Field(default=0.1, gt=0, lt=1)
+    patience: PositiveInt = 2
+    min_learning_rate: NonNegativeFloat = 0.0
+
+
+class EarlyStopping(_Section):
+    """Stop when validation loss has not improved for `patience` epochs."""
+
+    patience: PositiveInt = 3
+    restore_best_weights: bool = True
+
+
+class SplitCounts(_Section):
+    """Explicit train / validation / test counts carved from the 60,000 training images."""
+
+    train: PositiveInt
+    val: PositiveInt
+    test: PositiveInt
+
+
+class Augmentation(_Section):
+    """Random horizontal flip and random integer translation of up to `translate` pixels."""
+
+    horizontal_flip: bool = False
+    translate: int = Field(default=0, ge=0, le=8)
+
+
+Optimizer = Annotated[SGD | Adam, Field(discriminator="name")]
+Schedule = Annotated[StepSchedule | CosineSchedule | PlateauSchedule, Field(discriminator="name")]
+
+
+class Training(_Section):
+    """How both frameworks train the model; the loss follows the output activation."""
+
+    optimizer: Optimizer
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 10
+    validation_split: float = Field(default=0.0, ge=0, lt=1)
+    split: SplitCounts | None = None
+    schedule: Schedule | None = None
+    early_stopping: EarlyStopping | None = None
+    augmentation: Augmentation = Augmentation()
+    seed: int = Field(default=0, ge=0)

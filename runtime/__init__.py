@@ -1,0 +1,1 @@
+"""Framework-neutral runtime helpers (data loading), pure numpy."""

@@ -1,0 +1,44 @@
+"""Keras's weight initialisers for PyTorch tensors, for the cases nn.init does not match.
+
+Fans follow Keras: a 1-D tensor has fan_in = fan_out = its length; a Linear weight (out, in) and a
+Conv2d weight (out, in, h, w) have the same fans as their Keras kernels (in, out) and (h, w, in, out).
+"""
+
+import math
+
+import torch
+
+# Keras's truncated normal draws within two standard deviations and rescales by this to keep the variance.
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def fans(tensor: torch.Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them for the matching kernel."""
+    if tensor.dim() == 1:
+        return tensor.shape[0], tensor.shape[0]
+    receptive_field = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
+
+
+@torch.no_grad()
+def glorot_uniform_(tensor: torch.Tensor) -> torch.Tensor:
+    limit = math.sqrt(6.0 / sum(fans(tensor)))
+    return tensor.uniform_(-limit, limit)
+
+
+@torch.no_grad()
+def he_uniform_(tensor: torch.Tensor) -> torch.Tensor:
+    limit = math.sqrt(6.0 / fans(tensor)[0])
+    return tensor.uniform_(-limit, limit)
+
+
+@torch.no_grad()
+def he_normal_(tensor: torch.Tensor) -> torch.Tensor:
+    """Keras's he_normal: a normal truncated at two standard deviations, variance 2 / fan_in."""
+    std = math.sqrt(2.0 / fans(tensor)[0]) / TRUNCATED_NORMAL_STD
+    return torch.nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+@torch.no_grad()
+def zeros_(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.zero_()
