@@ -77,6 +77,8 @@ def import_package(package_dir: Path):
     import sys
 
     name = package_dir.name
+    for stale in [module for module in sys.modules if module == name or module.startswith(f"{name}.")]:
+        del sys.modules[stale]  # a package rebuilt under the same name must not reuse old submodules
     spec = importlib.util.spec_from_file_location(name, package_dir / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

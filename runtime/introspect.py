@@ -16,7 +16,8 @@ def torch_output_shapes(model, input_shape_nchw: tuple[int, ...], attrs: list[st
     ]
     model.eval()
     with torch.no_grad():
-        model(torch.zeros((2, *input_shape_nchw), dtype=next(model.parameters()).dtype))
+        dtype = next(model.parameters(), torch.zeros(())).dtype  # a model may hold no parameters at all
+        model(torch.zeros((2, *input_shape_nchw), dtype=dtype))
     for hook in hooks:
         hook.remove()
     return shapes
@@ -35,7 +36,9 @@ def keras_output_shapes(model) -> dict[str, tuple[int, ...]]:
 
     probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
     outputs = probe([np.zeros((2, *model.input_shape[1:]), dtype=keras.config.floatx())], training=False)
-    return {layer.name: tuple(output.shape[1:]) for layer, output in zip(model.layers, outputs)}
+    if len(model.layers) == 1:
+        outputs = [outputs]  # a one-output model returns the tensor itself
+    return {layer.name: tuple(output.shape[1:]) for layer, output in zip(model.layers, outputs, strict=True)}
 
 
 def keras_parameter_counts(layer_or_model) -> tuple[int, int]:

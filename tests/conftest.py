@@ -1,0 +1,37 @@
+"""Shared fixtures. PyTorch is loaded before anything can load TensorFlow (see runtime/frameworks.py)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from runtime.frameworks import guard_triton  # noqa: E402
+
+guard_triton()
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from compilers.project import build_packages, import_package, write_packages  # noqa: E402
+from dsl import parse_spec  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SPECS = sorted((REPO / "specs").glob("*.yaml"))
+
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def build_package(tmp_path):
+    """Build spec text into a package under tmp_path and import it."""
+
+    def build(text: str):
+        spec_file = tmp_path / f"{parse_spec(text).name}.yaml"
+        spec_file.write_text(text)
+        return import_package(write_packages(build_packages([spec_file]), tmp_path / "out")[0])
+
+    return build
