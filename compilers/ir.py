@@ -96,6 +96,22 @@ OP_TYPES: tuple[type[Op], ...] = (DenseOp, Conv2DOp, MaxPoolOp, BatchNormOp, Dro
 
 
 @dataclass(frozen=True)
+class TrainingPlan:
+    """The spec's training recipe as the generated loops print it; sections are (key, value) pairs."""
+
+    optimizer: tuple[tuple[str, object], ...]
+    batch_size: int
+    epochs: int
+    validation_split: float
+    split: tuple[int, int, int] | None  # train, val, test counts
+    schedule: tuple[tuple[str, object], ...] | None
+    early_stopping: tuple[tuple[str, object], ...] | None
+    horizontal_flip: bool
+    translate: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class ResolvedModel:
     """A whole network, ready to print in both frameworks."""
 
@@ -111,6 +127,7 @@ class ResolvedModel:
     trainable: int
     non_trainable: int
     output: str  # "probabilities", "log_probabilities" or "logits"
+    training: TrainingPlan | None = None  # None only for IR built by hand
 
     @property
     def uses_runtime_init(self) -> bool:

@@ -9,6 +9,7 @@ from compilers.torch_spelling import ACTIVATION_MODULES, init_line
 from dsl import layers as dsl_layers
 from dsl.shapes import LayerShape, infer_shapes, same_padding
 from dsl.spec import Spec
+from dsl.training import SGD, Training
 
 OUTPUTS = {"softmax": "probabilities", "log_softmax": "log_probabilities"}
 
@@ -38,6 +39,28 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
         trainable=sum(shape.trainable for shape in shapes),
         non_trainable=sum(shape.non_trainable for shape in shapes),
         output=OUTPUTS.get(_final_activation(spec), "logits"),
+        training=lower_training(spec.training or Training(optimizer=SGD(name="sgd"))),
+    )
+
+
+def _pairs(section) -> tuple[tuple[str, object], ...] | None:
+    return None if section is None else tuple(section.model_dump(mode="json").items())
+
+
+def lower_training(training: Training) -> ir.TrainingPlan:
+    """The training section with every default filled in; a spec without one trains with plain SGD."""
+    split = training.split
+    return ir.TrainingPlan(
+        optimizer=_pairs(training.optimizer),
+        batch_size=training.batch_size,
+        epochs=training.epochs,
+        validation_split=training.validation_split,
+        split=None if split is None else (split.train, split.val, split.test),
+        schedule=_pairs(training.schedule),
+        early_stopping=_pairs(training.early_stopping),
+        horizontal_flip=training.augmentation.horizontal_flip,
+        translate=training.augmentation.translate,
+        seed=training.seed,
     )
 
 

@@ -1,6 +1,7 @@
 """Render a ResolvedModel through the jinja2 templates and format the result in memory."""
 
 import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +18,8 @@ PACKAGE_TEMPLATES = {
     "__init__.py": "package/__init__.py.jinja",
     "torch_model.py": "torch/torch_model.py.jinja",
     "keras_model.py": "keras/keras_model.py.jinja",
+    "train_torch.py": "torch/train_torch.py.jinja",
+    "train_keras.py": "keras/train_keras.py.jinja",
 }
 
 
@@ -36,27 +39,21 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def format_source(source: str, filename: str) -> str:
-    """`source` formatted by the pinned ruff, ignoring any config file around, so output is the same everywhere."""
-    command = [
-        find_ruff_bin(),
-        "format",
-        "--isolated",
-        f"--line-length={LINE_LENGTH}",
-        f"--stdin-filename={filename}",
-        "-",
-    ]
-    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ruff could not format the generated {filename}:\n{result.stderr}")
-    return result.stdout
+def format_sources(sources: dict[str, str]) -> dict[str, str]:
+    """Python files formatted by the pinned ruff in one call, ignoring any config file around them."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, text in sources.items():
+            Path(folder, name).write_text(text, encoding="utf-8")
+        command = [find_ruff_bin(), "format", "--isolated", f"--line-length={LINE_LENGTH}", folder]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"ruff could not format the generated code:\n{result.stderr}")
+        return {name: Path(folder, name).read_text(encoding="utf-8") for name in sources}
 
 
 def render_package(model: ResolvedModel) -> dict[str, str]:
     """Every file of the generated package: name -> text."""
-    files = {
-        name: format_source(environment().get_template(template).render(model=model), name)
-        for name, template in PACKAGE_TEMPLATES.items()
+    sources = {
+        name: environment().get_template(template).render(model=model) for name, template in PACKAGE_TEMPLATES.items()
     }
-    files["spec.json"] = model.spec_json
-    return files
+    return {**format_sources(sources), "spec.json": model.spec_json}

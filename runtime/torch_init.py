@@ -8,6 +8,10 @@ import math
 
 import torch
 
+from runtime.frameworks import guard_triton
+
+guard_triton()  # before anything loads triton lazily (see runtime/frameworks.py)
+
 # Keras's truncated normal draws within two standard deviations and rescales by this to keep the variance.
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 

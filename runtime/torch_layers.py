@@ -4,6 +4,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runtime.frameworks import guard_triton
+
+guard_triton()  # before anything loads triton lazily (see runtime/frameworks.py)
+
 
 class _BiasedVarBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose running variance tracks the biased batch variance, as Keras's does.

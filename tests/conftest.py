@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest -n 2 runs one worker per core: more threads per worker oversubscribe the cores (10x slower steps).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from runtime.frameworks import guard_triton  # noqa: E402
 

@@ -1,0 +1,177 @@
+"""`model.fit` with the recipe's callbacks, fed the in-memory arrays in the same batch order as PyTorch.
+
+Every epoch leaves model.keras (last), best.keras, optimizer.npz + state.json (for --resume) and history.json.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from runtime import training as tr
+from runtime.data import Splits, batch_order
+
+EVAL_BATCH = 1000
+
+
+class Batches(keras.utils.PyDataset):
+    """Training batches cut by index from numpy arrays, augmented, in runtime.data.batch_order's order."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y, self.recipe = x, y, recipe
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order of a 0-based epoch; batch i of it depends on nothing else."""
+        self.epoch = epoch
+        self.order = batch_order(len(self.y), self.recipe.batch_size, epoch, self.recipe.seed)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int):
+        idx = self.order[index]
+        return tr.augment(self.x[idx], self.recipe, self.epoch, index), self.y[idx]
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    """model.save through a temporary file, so an interrupted save never clobbers the last good one."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _lr(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class Recorder(keras.callbacks.Callback):
+    """Sets each epoch's batch order; after it, checks the loss and writes history, checkpoints and state."""
+
+    def __init__(self, run_dir: Path, data: Batches, history: list[dict], best: float, watched: list) -> None:
+        super().__init__()
+        self.run_dir, self.data, self.history, self.best, self.watched = run_dir, data, history, best, watched
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.data.set_epoch(epoch)
+        self.lr, self.start = _lr(self.model), time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.end = time.perf_counter()  # the last one marks the end of training, before validation
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        seconds = self.end - self.start
+        tr.check_finite(float(logs["loss"]), epoch, "keras")
+        val = (float(logs["val_loss"]), float(logs["val_accuracy"])) if "val_loss" in logs else None
+        self.history.append(
+            tr.epoch_record(epoch, (float(logs["loss"]), float(logs["accuracy"])), val, self.lr, seconds)
+        )
+        monitored = (val or (logs["loss"],))[0]
+        if monitored < self.best:
+            self.best = monitored
+            _save_model(self.model, self.run_dir / "best.keras")
+        _save_model(self.model, self.run_dir / "model.keras")
+        optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
+        np.savez(self.run_dir / ".optimizer.tmp.npz", **optimizer_state)
+        os.replace(self.run_dir / ".optimizer.tmp.npz", self.run_dir / "optimizer.npz")
+        state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
+        state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
+        tr.write_json(self.run_dir / "state.json", state)
+        tr.write_json(self.run_dir / "history.json", self.history)
+        print(tr.epoch_line("keras", self.history[-1]), flush=True)
+
+
+class RestoreState(keras.callbacks.Callback):
+    """On --resume, gives early stopping and plateau their counters back after their on_train_begin resets."""
+
+    def __init__(self, watched: list, states: list[dict], best_weights) -> None:
+        super().__init__()
+        self.watched, self.states, self.best_weights = watched, states, best_weights
+
+    def on_train_begin(self, logs=None) -> None:
+        for callback, state in zip(self.watched, self.states, strict=True):
+            callback.wait, callback.best = state["wait"], state["best"]
+            if isinstance(callback, keras.callbacks.EarlyStopping):
+                callback.best_weights = self.best_weights
+
+
+def _rules(recipe: tr.Recipe, monitor: str) -> list:
+    """The recipe's schedule and early stopping as Keras callbacks, with PyTorch's meaning (min_delta=0)."""
+    schedule, stop = recipe.schedule or {}, recipe.early_stopping
+    rules = []
+    if schedule.get("name") in ("step", "cosine"):
+        rules.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: tr.scheduled_lr(recipe, epoch)))
+    if schedule.get("name") == "reduce_on_plateau":
+        rules.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor,
+                schedule["factor"],
+                schedule["patience"],
+                mode="min",
+                min_delta=0,
+                min_lr=schedule["min_learning_rate"],
+            )
+        )
+    if stop:
+        rules.append(
+            keras.callbacks.EarlyStopping(
+                monitor, patience=stop["patience"], mode="min", restore_best_weights=stop["restore_best_weights"]
+            )
+        )
+    return rules
+
+
+def _resume(model: keras.Model, run_dir: Path) -> tuple[dict, list]:
+    """Load the last checkpoint's weights and optimizer slots; returns the saved state and the best weights."""
+    state = tr.read_json(run_dir / "state.json")
+    model.load_weights(run_dir / "model.keras")
+    model.optimizer.build(model.trainable_variables)
+    with np.load(run_dir / "optimizer.npz") as saved:
+        for i, variable in enumerate(model.optimizer.variables):
+            variable.assign(saved[f"v{i}"])
+    best_model = keras.saving.load_model(run_dir / "best.keras", compile=False)
+    return state, best_model.get_weights()
+
+
+def fit(model: keras.Model, splits: Splits, recipe: tr.Recipe, run_dir: Path, *, spec_file=None, resume=False) -> dict:
+    """Train a compiled model, checkpoint every epoch, evaluate on the test set; returns metrics.json's content."""
+    run_dir = tr.prepare_run_dir(Path(run_dir))
+    has_val = len(splits.y_val) > 0
+    monitor = "val_loss" if has_val else "loss"
+    data = Batches(splits.x_train, splits.y_train, recipe)
+    rules = _rules(recipe, monitor)
+    watched = [c for c in rules if not isinstance(c, keras.callbacks.LearningRateScheduler)]
+    history, state, extra = [], {"epoch": 0, "best": math.inf, "stopped": False}, []
+    if resume and (run_dir / "state.json").exists():
+        state, best_weights = _resume(model, run_dir)
+        history = tr.read_json(run_dir / "history.json", [])[: state["epoch"]]
+        extra = [RestoreState(watched, state["callbacks"], best_weights)]
+    tr.copy_spec(spec_file, run_dir)
+    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
+    info = tr.run_info("keras", recipe, keras.backend.backend(), versions)
+    tr.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
+    recorder = Recorder(run_dir, data, history, state["best"], watched)
+    if not state["stopped"] and state["epoch"] < recipe.epochs:
+        model.fit(
+            data,
+            epochs=recipe.epochs,
+            initial_epoch=state["epoch"],
+            validation_data=(splits.x_val, splits.y_val) if has_val else None,
+            validation_batch_size=EVAL_BATCH,
+            callbacks=[*rules, *extra, recorder],  # the recorder last: it saves the rules' updated state
+            verbose=1 if sys.stderr.isatty() else 0,
+        )
+    _save_model(model, run_dir / "model.keras")
+    test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+    predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
+    tr.write_json(
+        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": tr.peak_rss_mb()}
+    )
+    return tr.write_results(run_dir, history, splits, predicted, float(test["loss"]))

@@ -1,0 +1,276 @@
+"""Numerical parity of a generated package's PyTorch and Keras models: forward, gradients, a trajectory.
+
+Call `runtime.frameworks.guard_triton()` and import torch before Keras in the calling process.
+PyTorch's freshly drawn weights are copied into Keras, so both sides start from the same point.
+"""
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from runtime import keras_optim, torch_optim, weights
+from runtime.losses import keras_loss, torch_loss
+
+FORWARD_TOL, GRADIENT_TOL, LOSS_TOL, WEIGHT_TOL = 1e-5, 1e-4, 1e-3, 1e-3
+SCALE_FLOOR = 1e-3
+
+
+@dataclass
+class ParityData:
+    """Images (N, H, W, C) float in [0, 1] with int labels; `real` says whether they are Fashion-MNIST."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    real: bool
+
+
+@dataclass
+class ParityReport:
+    """Every figure the checks measured; `ok` when all are within their targets."""
+
+    ok: bool = False
+    real_data: bool = False
+    forward_max_abs_diff: float = 0.0
+    forward_random_max_abs_diff: float = 0.0
+    forward_real_max_abs_diff: float | None = None
+    layer_max_abs_diff: dict[str, float] = field(default_factory=dict)
+    train_forward_max_abs_diff: float = 0.0
+    train_forward_max_rel_diff: float = 0.0
+    gradient_max_rel_diff: float = 0.0
+    gradient_rel_diff: dict[str, float] = field(default_factory=dict)
+    trajectory_steps: int = 0
+    loss_max_rel_diff: float = 0.0
+    final_weights_max_rel_diff: float = 0.0
+    final_losses: tuple[float, float] = (0.0, 0.0)
+
+    def judge(self) -> "ParityReport":
+        """Set `ok` from the targets."""
+        self.ok = bool(
+            self.forward_max_abs_diff <= FORWARD_TOL
+            and self.train_forward_max_rel_diff <= GRADIENT_TOL
+            and self.gradient_max_rel_diff <= GRADIENT_TOL
+            and self.loss_max_rel_diff <= LOSS_TOL
+            and self.final_weights_max_rel_diff <= WEIGHT_TOL
+        )
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready values."""
+        return asdict(self)
+
+
+def random_data(input_shape: tuple[int, int, int], count: int = 512, seed: int = 0) -> ParityData:
+    """Uniform [0, 1) images and uniform labels, for when the real data set is not at hand."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((2 * count, *input_shape), dtype=np.float32)
+    return ParityData(images[:count], rng.integers(0, 10, count), images[count:], real=False)
+
+
+def rel_diffs(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """max |a - b| / max(max |b|, SCALE_FLOOR * the largest |b| of any tensor), per tensor.
+
+    The floor gives a scale to tensors that are zero in exact arithmetic (the gradient of a bias that a
+    BatchNorm follows), whose computed values are rounding noise in both frameworks.
+    """
+    floor = SCALE_FLOOR * max((float(np.max(np.abs(b))) for _, b in pairs.values() if b.size), default=0.0)
+    result = {}
+    for label, (a, b) in pairs.items():
+        scale = max(float(np.max(np.abs(b))) if b.size else 0.0, floor)
+        diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+        result[label] = diff / scale if scale else diff
+    return result
+
+
+def nhwc(array: np.ndarray) -> np.ndarray:
+    """A PyTorch NCHW output in Keras's NHWC layout; other ranks unchanged."""
+    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+
+def set_dropout_off(torch_model, keras_model) -> None:
+    """Rate 0 on every Dropout of both models, so train-mode passes are deterministic."""
+    import keras
+    from torch import nn
+
+    for module in torch_model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    for layer in keras_model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+
+
+@contextmanager
+def keras_precision(dtype: str):
+    """Build Keras objects in `dtype`, then restore the old settings.
+
+    Setting floatx alone is not enough: Keras caches its global dtype policy when the first layer is built.
+    """
+    import keras
+
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)
+
+
+def build_pair(package, dtype: str = "float32"):
+    """Both models of `package` in `dtype`, PyTorch first, with PyTorch's initial weights copied into Keras."""
+    torch_model = package.build_torch_model()
+    torch_model = torch_model.double() if dtype == "float64" else torch_model.float()
+    with keras_precision(dtype):
+        keras_model = package.build_keras_model()
+    weights.torch_to_keras(torch_model, keras_model)
+    return torch_model, keras_model
+
+
+def torch_forward(torch_model, images: np.ndarray, attrs: list[str] = ()) -> tuple[np.ndarray, dict]:
+    """Eval-mode output (NHWC/flat) and the outputs of the named submodules."""
+    import torch
+
+    seen: dict = {}
+    hooks = [
+        getattr(torch_model, attr).register_forward_hook(lambda _m, _i, out, a=attr: seen.__setitem__(a, out))
+        for attr in attrs
+    ]
+    torch_model.eval()
+    dtype = next(torch_model.parameters()).dtype
+    with torch.no_grad():
+        out = torch_model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(dtype))
+    for hook in hooks:
+        hook.remove()
+    return out.numpy(), {attr: nhwc(value.numpy()) for attr, value in seen.items()}
+
+
+def keras_layer_outputs(keras_model, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Inference-mode outputs of the named Keras layers."""
+    import keras
+
+    if not names:
+        return {}
+    probe = keras.Model(inputs=keras_model.inputs, outputs=[keras_model.get_layer(n).output for n in names])
+    outputs = probe([images.astype(keras_model.dtype)], training=False)
+    return {name: keras.ops.convert_to_numpy(out) for name, out in zip(names, outputs, strict=True)}
+
+
+def forward_diffs(torch_model, keras_model, images: np.ndarray, layer_pairs) -> tuple[float, dict[str, float]]:
+    """Eval-mode max |difference| of the outputs, and per layer for the given (keras_name, torch_attr) pairs."""
+    import keras
+
+    torch_out, torch_layers = torch_forward(torch_model, images, [attr for _, attr in layer_pairs])
+    keras_out = keras.ops.convert_to_numpy(keras_model(images.astype(keras_model.dtype), training=False))
+    keras_layers = keras_layer_outputs(keras_model, images, [name for name, _ in layer_pairs])
+    per_layer = {name: float(np.max(np.abs(torch_layers[attr] - keras_layers[name]))) for name, attr in layer_pairs}
+    return float(np.max(np.abs(torch_out - keras_out))), per_layer
+
+
+def torch_step_grads(torch_model, output: str, images: np.ndarray, labels: np.ndarray):
+    """Train-mode output and loss of one batch, gradients left in `.grad`."""
+    import torch
+
+    torch_model.train()
+    torch_model.zero_grad()
+    dtype = next(torch_model.parameters()).dtype
+    out = torch_model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(dtype))
+    loss = torch_loss(output)(out, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+    loss.backward()
+    return out.detach().numpy(), float(loss.detach())
+
+
+def keras_step_grads(keras_model, output: str, images: np.ndarray, labels: np.ndarray):
+    """Train-mode output, loss and gradients (one per trainable variable) of one batch."""
+    import keras
+    import tensorflow as tf  # the Keras backend here; GradientTape is its gradient
+
+    with tf.GradientTape() as tape:
+        out = keras_model(images.astype(keras_model.dtype), training=True)
+        loss = keras_loss(output)(labels, out)
+    grads = tape.gradient(loss, keras_model.trainable_variables)
+    return keras.ops.convert_to_numpy(out), float(loss), grads
+
+
+def train_forward_diff(torch_model, keras_model, output: str, data: ParityData, batch: int = 64) -> tuple[float, float]:
+    """Max absolute and relative difference of the train-mode outputs (batch statistics, dropout off) on one batch."""
+    images, labels = data.train_images[:batch], data.train_labels[:batch]
+    set_dropout_off(torch_model, keras_model)
+    torch_out, _ = torch_step_grads(torch_model, output, images, labels)
+    keras_out, _, _ = keras_step_grads(keras_model, output, images, labels)
+    return float(np.max(np.abs(torch_out - keras_out))), rel_diffs({"output": (torch_out, keras_out)})["output"]
+
+
+def gradient_check(package, data: ParityData, batch: int = 64) -> dict[str, float]:
+    """Each parameter's gradient relative difference on one batch, in float64.
+
+    Float64 because the gradient is discontinuous (ReLU kinks, max-pool near-ties): float32 rounding alone
+    can send a few gradients another way, which says nothing about the two models' formulas.
+    """
+    torch_model, keras_model = build_pair(package, "float64")
+    images, labels = data.train_images[:batch].astype(np.float64), data.train_labels[:batch]
+    set_dropout_off(torch_model, keras_model)
+    torch_step_grads(torch_model, package.OUTPUT, images, labels)
+    _, _, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
+    by_variable = {id(v): g for v, g in zip(keras_model.trainable_variables, grads, strict=True)}
+    return rel_diffs(
+        {
+            p.label: (weights.torch_array(p.torch_tensor.grad), np.asarray(by_variable[id(p.keras_variable)]))
+            for p in weights.tensor_pairs(torch_model, keras_model)
+            if id(p.keras_variable) in by_variable
+        }
+    )
+
+
+def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: int = 32, seed: int = 0):
+    """Per-step loss relative differences and the final weights' largest relative difference, in float64."""
+    torch_model, keras_model = build_pair(package, "float64")
+    set_dropout_off(torch_model, keras_model)
+    torch_opt = torch_optim.from_config(torch_model.parameters(), optimizer)
+    with keras_precision("float64"):  # the learning rate variable takes floatx
+        keras_opt = keras_optim.from_config(optimizer)
+        keras_opt.build(keras_model.trainable_variables)
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(steps):
+        index = rng.choice(len(data.train_labels), batch, replace=False)
+        images, labels = data.train_images[index].astype(np.float64), data.train_labels[index]
+        _, torch_value = torch_step_grads(torch_model, package.OUTPUT, images, labels)
+        torch_opt.step()
+        _, keras_value, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
+        keras_opt.apply_gradients(zip(grads, keras_model.trainable_variables, strict=True))
+        losses.append((torch_value, keras_value))
+    final = rel_diffs(
+        {
+            p.label: (weights.torch_array(p.torch_tensor), p.keras_variable.numpy())
+            for p in weights.tensor_pairs(torch_model, keras_model)
+        }
+    )
+    return losses, max(final.values(), default=0.0)
+
+
+def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=(), steps: int = 100):
+    """All parity checks of one generated package; `layer_pairs` are (keras_name, torch_attr) per DSL layer."""
+    data = data or random_data(tuple(package.INPUT_SHAPE))
+    report = ParityReport(real_data=data.real, trajectory_steps=steps)
+    torch_model, keras_model = build_pair(package)
+    noise = random_data(tuple(package.INPUT_SHAPE), count=64, seed=1).test_images
+    report.forward_random_max_abs_diff, report.layer_max_abs_diff = forward_diffs(
+        torch_model, keras_model, noise, list(layer_pairs)
+    )
+    report.forward_max_abs_diff = report.forward_random_max_abs_diff
+    if data.real:
+        report.forward_real_max_abs_diff, _ = forward_diffs(torch_model, keras_model, data.test_images, [])
+        report.forward_max_abs_diff = max(report.forward_max_abs_diff, report.forward_real_max_abs_diff)
+    report.train_forward_max_abs_diff, report.train_forward_max_rel_diff = train_forward_diff(
+        torch_model, keras_model, package.OUTPUT, data
+    )
+    report.gradient_rel_diff = gradient_check(package, data)
+    report.gradient_max_rel_diff = max(report.gradient_rel_diff.values(), default=0.0)
+    if steps:
+        losses, report.final_weights_max_rel_diff = trajectory(package, optimizer, data, steps)
+        report.loss_max_rel_diff = max(abs(t - k) / max(abs(t), 1e-12) for t, k in losses)
+        report.final_losses = losses[-1]
+    return report.judge()

@@ -1,0 +1,170 @@
+"""The PyTorch loop: accelerate places the model and data, tqdm shows progress, batches are cut by index.
+
+Every epoch leaves model.pt (last), best.pt, checkpoint.pt (for --resume) and history.json.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from runtime import training as tr
+from runtime.data import Splits, batch_order, to_channels_first
+
+EVAL_BATCH = 1000
+
+
+def seed_everything(seed: int) -> None:
+    """Seed PyTorch's generators: initial weights and dropout masks."""
+    torch.manual_seed(seed)
+
+
+def _save(obj, path: Path) -> None:
+    """torch.save through a temporary file, so an interrupted save never clobbers the last good one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _unwrap(model, accelerator: Accelerator) -> torch.nn.Module:
+    return accelerator.unwrap_model(model)
+
+
+class _Data:
+    """One split in memory: NHWC numpy for augmentation, NCHW tensors on the device otherwise."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device) -> None:
+        self.x, self.y = x, y
+        self.x_t = torch.from_numpy(to_channels_first(x)).to(device)
+        self.y_t = torch.from_numpy(y).to(device)
+
+    def batch(self, idx: np.ndarray, recipe: tr.Recipe, epoch: int, index: int):
+        """Inputs and labels of one batch, augmented on the numpy side as Keras is."""
+        labels = self.y_t[torch.from_numpy(idx).to(self.y_t.device)]
+        if not (recipe.horizontal_flip or recipe.translate):
+            return self.x_t[torch.from_numpy(idx).to(self.x_t.device)], labels
+        images = to_channels_first(tr.augment(self.x[idx], recipe, epoch, index))
+        return torch.from_numpy(images).to(self.x_t.device), labels
+
+
+def evaluate(model, data: _Data, loss_fn, accelerator: Accelerator) -> tuple[float, float, np.ndarray]:
+    """(mean loss, accuracy, predicted classes) in eval mode."""
+    model.eval()
+    total, predictions = 0.0, []
+    with torch.no_grad(), accelerator.autocast():
+        for start in range(0, len(data.y), EVAL_BATCH):
+            out = model(data.x_t[start : start + EVAL_BATCH]).float()
+            labels = data.y_t[start : start + EVAL_BATCH]
+            total += loss_fn(out, labels).item() * len(labels)
+            predictions.append(out.argmax(1).cpu().numpy())
+    predicted = np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+    return total / max(len(data.y), 1), float(np.mean(predicted == data.y)), predicted
+
+
+def _train_epoch(model, optimizer, accelerator, loss_fn, data: _Data, recipe: tr.Recipe, epoch: int, progress: bool):
+    """One pass over the shuffled training set; returns (mean loss, accuracy) as Keras reports them."""
+    model.train()
+    total_loss = torch.zeros((), device=accelerator.device)
+    correct = torch.zeros((), device=accelerator.device, dtype=torch.long)
+    batches = batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)
+    bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+    for index, idx in enumerate(bar):
+        # Multi-GPU: each process takes its share of the same global batch.
+        idx = idx[accelerator.process_index :: accelerator.num_processes]
+        x, y = data.batch(idx, recipe, epoch, index)
+        optimizer.zero_grad(set_to_none=True)
+        out = model(x)
+        loss = loss_fn(out.float(), y)
+        accelerator.backward(loss)
+        optimizer.step()
+        total_loss += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+    return total_loss.item() / len(data.y), correct.item() / len(data.y)
+
+
+def _trackers(recipe: tr.Recipe) -> tuple[tr.EarlyStop, tr.Plateau | None]:
+    """The best-model tracker (early stopping's, or one that never stops) and the plateau rule."""
+    patience = (recipe.early_stopping or {}).get("patience", 10**9)
+    schedule = recipe.schedule or {}
+    plateau = None
+    if schedule.get("name") == "reduce_on_plateau":
+        plateau = tr.Plateau(schedule["factor"], schedule["patience"], schedule["min_learning_rate"])
+    return tr.EarlyStop(patience), plateau
+
+
+def fit(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn,
+    splits: Splits,
+    recipe: tr.Recipe,
+    run_dir: Path,
+    *,
+    spec_file: Path | None = None,
+    resume: bool = False,
+    mixed_precision: str = "no",
+    progress: bool = True,
+) -> dict:
+    """Train, checkpoint every epoch, evaluate on the test set; returns metrics.json's content."""
+    run_dir = tr.prepare_run_dir(Path(run_dir))
+    accelerator = Accelerator(mixed_precision=mixed_precision)
+    tracker, plateau = _trackers(recipe)
+    history, lr, stopped = [], float(recipe.optimizer["learning_rate"]), False
+    if resume and (run_dir / "checkpoint.pt").exists():
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        tracker, lr, stopped = tr.EarlyStop(**state["tracker"]), state["learning_rate"], state["stopped"]
+        plateau = tr.Plateau(**state["plateau"]) if state["plateau"] else None
+        history = tr.read_json(run_dir / "history.json", [])[: state["epoch"]]
+    model, optimizer = accelerator.prepare(model, optimizer)
+    train, val, test = (_Data(x, y, accelerator.device) for x, y in _arrays(splits))
+    tr.copy_spec(spec_file, run_dir)
+    info = tr.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
+    tr.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
+    for epoch in range(len(history), 0 if stopped else recipe.epochs):
+        if plateau is None:
+            lr = tr.scheduled_lr(recipe, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        start = time.perf_counter()
+        train_result = _train_epoch(model, optimizer, accelerator, loss_fn, train, recipe, epoch, progress)
+        seconds = time.perf_counter() - start
+        tr.check_finite(train_result[0], epoch, "torch")
+        val_result = evaluate(model, val, loss_fn, accelerator)[:2] if len(val.y) else None
+        history.append(tr.epoch_record(epoch, train_result, val_result, lr, seconds))
+        monitored = (val_result or train_result)[0]
+        improved, stopped = tracker.step(monitored, epoch)
+        if plateau is not None:
+            lr = plateau.step(monitored, lr)
+        state_dict = _unwrap(model, accelerator).state_dict()
+        if improved:
+            _save(state_dict, run_dir / "best.pt")
+        _save(state_dict, run_dir / "model.pt")
+        checkpoint = {"epoch": epoch + 1, "model": state_dict, "optimizer": optimizer.state_dict()}
+        checkpoint |= {"tracker": asdict(tracker), "plateau": plateau and asdict(plateau)}
+        _save(checkpoint | {"learning_rate": lr, "stopped": stopped}, run_dir / "checkpoint.pt")
+        tr.write_json(run_dir / "history.json", history)
+        if progress:
+            print(tr.epoch_line("torch", history[-1]), flush=True)
+        if stopped:
+            break
+    if (recipe.early_stopping or {}).get("restore_best_weights") and (run_dir / "best.pt").exists():
+        _unwrap(model, accelerator).load_state_dict(torch.load(run_dir / "best.pt"))
+        _save(_unwrap(model, accelerator).state_dict(), run_dir / "model.pt")
+    test_loss, _, predicted = evaluate(model, test, loss_fn, accelerator)
+    tr.write_json(
+        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": tr.peak_rss_mb()}
+    )
+    return tr.write_results(run_dir, history, splits, predicted, test_loss)
+
+
+def _arrays(splits: Splits):
+    return ((splits.x_train, splits.y_train), (splits.x_val, splits.y_val), (splits.x_test, splits.y_test))

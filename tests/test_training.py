@@ -1,0 +1,164 @@
+"""Training: generated loops, run folders, resume, clear errors. Real-data cases train on 2,000 images."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime import data as fmnist
+from runtime import training as tr
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
+needs_data = pytest.mark.skipif(
+    not HAS_DATA, reason=f"real Fashion-MNIST not found in {fmnist.DEBIAN_DIR} or ${fmnist.ENV_VAR}"
+)
+HISTORY_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`fmnist-dsl ARGS` in a fresh process, from the repository root."""
+    command = [sys.executable, "-m", "compilers.cli", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """The MLP spec trained for one epoch on 2,000 images in both frameworks."""
+    if not HAS_DATA:
+        pytest.skip("real Fashion-MNIST not available")
+    run_dir = tmp_path_factory.mktemp("run") / "mlp"
+    result = cli("train", "specs/mlp.yaml", "--epochs", "1", "--train-limit", "2000", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test acc" in result.stdout
+    return run_dir
+
+
+@needs_data
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_both_frameworks_learn_and_leave_every_artifact(trained: Path, framework: str) -> None:
+    folder = trained / framework
+    model_file = "model.pt" if framework == "torch" else "model.keras"
+    for name in (model_file, "history.json", "metrics.json", "spec.json", "run.json", "curves.png"):
+        assert (folder / name).stat().st_size > 0, name
+    assert (folder / "confusion_matrix.png").exists() and (folder / "predictions.png").exists()
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history) == 1 and set(history[0]) == HISTORY_KEYS
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]  # chance is 0.1
+    assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
+    assert np.array(metrics["confusion_matrix"]).sum() == 10_000
+    assert [row["class"] for row in metrics["per_class"]] == list(fmnist.CLASS_NAMES)
+    assert {"precision", "recall", "f1"} <= set(metrics["per_class"][0])
+    run = json.loads((folder / "run.json").read_text())
+    assert run["framework"] == framework and run["seed"] == 0 and run["status"] == "finished"
+    assert framework in run["versions"] and json.loads((folder / "spec.json").read_text())["name"] == "mlp"
+
+
+@needs_data
+def test_resume_continues_from_the_last_checkpoint(trained: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "mlp"
+    shutil.copytree(trained, run_dir)
+    first = {fw: json.loads((run_dir / fw / "history.json").read_text())[0] for fw in ("torch", "keras")}
+    result = cli(
+        "train", "specs/mlp.yaml", "--epochs", "2", "--train-limit", "2000", "--run-dir", str(run_dir), "--resume"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for framework in ("torch", "keras"):
+        history = json.loads((run_dir / framework / "history.json").read_text())
+        assert [row["epoch"] for row in history] == [1, 2]
+        assert history[0] == first[framework]  # epoch 1 was not trained again
+    assert "keras" in cli("evaluate", str(run_dir)).stdout
+
+
+def test_unwritable_run_dir_fails_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("train", "specs/mlp.yaml", "--run-dir", str(blocker / "run"), "--framework", "torch")
+    assert result.returncode == 2
+    assert "not writable" in result.stderr and "epoch" not in result.stdout
+
+
+def _tiny_splits(n: int = 64) -> fmnist.Splits:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((n, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, n)
+    return fmnist.Splits(x, y, x[:0], y[:0], x, y)
+
+
+def test_nan_loss_stops_torch_with_a_clear_message(tmp_path: Path) -> None:
+    import torch
+
+    from runtime import torch_training
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recipe = tr.Recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
+
+    def nan_loss(output, labels):
+        return torch.nn.functional.cross_entropy(output, labels) * float("nan")
+
+    with pytest.raises(tr.NonFiniteLossError, match="loss became nan in epoch"):
+        torch_training.fit(model, optimizer, nan_loss, _tiny_splits(), recipe, tmp_path, progress=False)
+
+
+KERAS_NAN = """
+import numpy as np, keras
+from runtime import keras_training, training as tr
+from runtime.data import Splits
+x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32); y = np.arange(64) % 10
+model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+model.compile(keras.optimizers.SGD(0.1), lambda labels, output: keras.ops.mean(output) * float("nan"),
+              metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+recipe = tr.Recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
+keras_training.fit(model, Splits(x, y, x[:0], y[:0], x, y), recipe, __import__("sys").argv[1])
+"""
+
+
+def test_nan_loss_stops_keras_with_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", KERAS_NAN, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0 and "NonFiniteLossError: keras: training loss became" in result.stderr
+
+
+def test_build_emits_training_scripts_holding_the_recipe() -> None:
+    from compilers.project import build_packages
+
+    files = build_packages([ROOT / "specs" / "mlp_adam.yaml"])[0].files
+    for name in ("train_torch.py", "train_keras.py"):
+        compile(files[name], name, "exec")
+        assert "split=(58200, 900, 900)" in files[name] and '"patience": 5' in files[name]
+
+
+def test_schedules_and_stopping_rules() -> None:
+    recipe = tr.Recipe(
+        optimizer={"learning_rate": 0.1}, epochs=10, schedule={"name": "step", "step_size": 3, "gamma": 0.5}
+    )
+    assert [tr.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
+    cosine = tr.Recipe(
+        optimizer={"learning_rate": 0.1}, epochs=4, schedule={"name": "cosine", "min_learning_rate": 0.0}
+    )
+    assert tr.scheduled_lr(cosine, 0) == 0.1 and math.isclose(tr.scheduled_lr(cosine, 2), 0.05)
+    plateau = tr.Plateau(factor=0.5, patience=2, min_learning_rate=0.01)
+    assert [plateau.step(v, 0.1) for v in (1.0, 1.0, 1.0)] == [0.1, 0.1, 0.05]
+    stop = tr.EarlyStop(patience=2)
+    assert [stop.step(v, e) for e, v in enumerate((1.0, 0.9, 0.95, 0.95))] == [
+        (True, False),
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
+
+
+def test_json_writes_are_atomic_and_unwritable_folders_are_refused(tmp_path: Path) -> None:
+    tr.write_json(tmp_path / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1} and len(list(tmp_path.iterdir())) == 1
+    (tmp_path / "file").write_text("")
+    with pytest.raises(tr.RunDirError, match="not writable"):
+        tr.prepare_run_dir(tmp_path / "file" / "run")
