@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "compilers.commands.summary",
     "compilers.commands.parity",
     "compilers.commands.train",
+    "compilers.commands.bench",
 )
 
 EXIT_BAD_INPUT = 2

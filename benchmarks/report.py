@@ -1,0 +1,131 @@
+"""Figures from the workers' results: per-epoch statistics, ratios, the Markdown table, the bar chart, the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from pathlib import Path
+
+GPU_NOTE = (
+    "GPU target (issue 5: the MLP at batch 32 in <= 0.6 s/epoch on an H100, data resident on the device, CUDA graphs): "
+    "not measured; this run had no GPU."
+)
+HEADER = (
+    "| model | framework | loop | batch | train images | s/epoch best | s/epoch median | samples/s | peak RSS (MiB) "
+    "| test acc | baseline/generated |"
+)
+
+
+def epoch_stats(seconds: list[float]) -> tuple[float, float]:
+    """(best, median) seconds per epoch over the epochs after the first (the first pays the warm-up)."""
+    steady = seconds[1:] or seconds
+    return min(steady), statistics.median(steady)
+
+
+def summarize(result: dict) -> dict:
+    """A worker's result with best / median seconds per epoch and samples per second added."""
+    best, median = epoch_stats(result["epoch_seconds"])
+    return result | {"best_s": best, "median_s": median, "samples_per_s": result["train_samples"] / median}
+
+
+def ratios(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per (model, framework): baseline / generated median seconds, and the accuracy change in points."""
+    found = {(r["model"], r["framework"], r["loop"]): r for r in rows}
+    out = {}
+    for (model, framework, loop), row in found.items():
+        base = found.get((model, framework, "baseline"))
+        if loop == "generated" and base is not None:
+            out[(model, framework)] = {
+                "speedup": base["median_s"] / row["median_s"],
+                "accuracy_points": 100 * (row["test_accuracy"] - base["test_accuracy"]),
+            }
+    return out
+
+
+def _row(row: dict, ratio: dict | None) -> str:
+    """One Markdown table row."""
+    speed = f"**{ratio['speedup']:.2f}x** (acc {ratio['accuracy_points']:+.2f} pt)" if ratio else ""
+    return (
+        f"| {row['model']} | {row['framework']} | {row['loop']} | {row['batch_size']} | {row['train_samples']} "
+        f"| {row['best_s']:.3f} | {row['median_s']:.3f} | {row['samples_per_s']:.0f} | {row['peak_rss_mb']:.0f} "
+        f"| {row['test_accuracy']:.4f} | {speed} |"
+    )
+
+
+def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
+    """The whole report: machine, settings, the table, the build timing and the GPU note."""
+    found = ratios(rows)
+    lines = [
+        "# Benchmark: generated loops vs the source projects' loops",
+        "",
+        f"Machine: {machine}",
+        f"Settings: {settings}",
+        "",
+        HEADER,
+        "|" + "---|" * (HEADER.count("|") - 1),
+    ]
+    lines += [
+        _row(row, found.get((row["model"], row["framework"])) if row["loop"] == "generated" else None) for row in rows
+    ]
+    lines += [
+        "",
+        "s/epoch: the training pass only (validation excluded), best and median of the epochs after the first. "
+        "baseline/generated: ratio of the medians (> 1: the generated loop is faster); acc: test accuracy change, "
+        "generated minus baseline, in points. Peak RSS: the whole worker process.",
+        "",
+        f"`fmnist-dsl build` of {build['specs']} example specs: {build['seconds']:.2f} s wall "
+        f"(a fresh process); frameworks imported: {', '.join(build['frameworks_imported']) or 'none'}.",
+        "",
+        GPU_NOTE,
+        "",
+        "![seconds per epoch](results.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or what platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(rows: list[dict]) -> str:
+    """One line: CPU model, cores, GPU (as the PyTorch workers saw it), Python."""
+    gpus = {row["gpu"] for row in rows if row["framework"] == "torch"}
+    gpu = ", ".join(sorted(g for g in gpus if g)) or ("none" if gpus else "not checked (no PyTorch run)")
+    return f"{cpu_model()}, {os.cpu_count()} cores; GPU: {gpu}; Python {platform.python_version()}"
+
+
+def chart(rows: list[dict], path: Path) -> None:
+    """Grouped bars: median seconds per epoch of each loop, one group per (model, framework), ratio on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys((r["model"], r["framework"]) for r in rows))
+    found = {(r["model"], r["framework"], r["loop"]): r for r in rows}
+    figure, axis = plt.subplots(figsize=(max(4, 2.2 * len(groups)), 4))
+    width = 0.38
+    for offset, loop, colour in ((-width / 2, "baseline", "#b0b0b0"), (width / 2, "generated", "#2a7ab9")):
+        heights = [found[(m, f, loop)]["median_s"] if (m, f, loop) in found else 0.0 for m, f in groups]
+        axis.bar([i + offset for i in range(len(groups))], heights, width, label=loop, color=colour)
+    for i, key in enumerate(groups):
+        if key in (speed := ratios(rows)):
+            top = max(found[(*key, loop)]["median_s"] for loop in ("baseline", "generated"))
+            axis.annotate(f"{speed[key]['speedup']:.2f}x", (i, top), ha="center", va="bottom")
+    axis.set_xticks(range(len(groups)), [f"{m}\n{f}" for m, f in groups])
+    axis.set_ylim(0, 1.25 * max(r["median_s"] for r in rows))
+    axis.set_ylabel("seconds per epoch (median)")
+    axis.set_title("baseline vs generated training loop")
+    axis.legend(loc="upper center", ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,95 @@
+"""One measurement in its own process, so its peak memory is its own and the frameworks never share a process.
+
+`python -m benchmarks.worker {generated,baseline} {torch,keras} MODEL --epochs E [--train-limit N] --json OUT`
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+from benchmarks.baselines import split_indices
+from runtime.training import Recipe, peak_rss_mb, read_json, write_json
+
+LOOPS = ("baseline", "generated")
+FRAMEWORKS = ("torch", "keras")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The worker's command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("loop", choices=LOOPS)
+    parser.add_argument("framework", choices=FRAMEWORKS)
+    parser.add_argument("model", help="a package under generated/, e.g. mlp")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--torchvision-root", type=Path, default=None)
+    parser.add_argument("--json", type=Path, required=True, help="where to write the result")
+    return parser.parse_args(argv)
+
+
+def generated_loop(script: ModuleType, framework: str, epochs: int, train_limit: int | None) -> dict:
+    """Run the generated training script's main() in a temporary run folder and read back what it recorded."""
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as folder:
+        argv = ["--run-dir", folder, "--epochs", str(epochs)]
+        argv += ["--train-limit", str(train_limit)] if train_limit else []
+        script.main(argv)
+        run_dir = Path(folder) / framework
+        history = read_json(run_dir / "history.json")
+        metrics = read_json(run_dir / "metrics.json")
+    return {
+        "epoch_seconds": [row["seconds"] for row in history],
+        "train_samples": len(split_indices(script.RECIPE, train_limit)[0]),
+        "test_accuracy": metrics["test_accuracy"],
+    }
+
+
+def _torch_device() -> dict:
+    """The device PyTorch trains on, and the GPU's name when there is one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"device": "cuda", "gpu": torch.cuda.get_device_name(0)}
+    return {"device": "cpu", "gpu": None}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Train one (loop, framework, model) and return its figures."""
+    if args.framework == "torch":
+        import torchvision  # noqa: F401  (loads triton before anything could load TensorFlow)
+
+        from runtime.frameworks import guard_triton
+
+        guard_triton()
+    package = importlib.import_module(f"generated.{args.model}")
+    script = importlib.import_module(f"generated.{args.model}.train_{args.framework}")
+    recipe: Recipe = script.RECIPE
+    if args.loop == "generated":
+        result = generated_loop(script, args.framework, args.epochs, args.train_limit)
+    elif args.framework == "torch":
+        from benchmarks.baselines import torch_baseline
+
+        result = torch_baseline(package, recipe, args.epochs, args.train_limit, args.torchvision_root)
+    else:
+        from benchmarks.baselines import keras_baseline
+
+        result = keras_baseline(package, recipe, args.epochs, args.train_limit)
+    device = _torch_device() if args.framework == "torch" else {"device": "cpu", "gpu": None}
+    meta = {"loop": args.loop, "framework": args.framework, "model": args.model, "batch_size": recipe.batch_size}
+    return meta | result | device | {"peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the JSON result."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    write_json(args.json, measure(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The benchmark runner end to end on a tiny configuration. Times and ratios are printed, never asserted."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime import data as fmnist
+from runtime.training import Recipe, load_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package; bare `pytest` leaves the root off the path
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.baselines import split_indices  # noqa: E402
+
+HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
+needs_data = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
+LOOPS = {(framework, loop) for framework in ("torch", "keras") for loop in ("baseline", "generated")}
+RECIPE = Recipe(optimizer={"name": "sgd"}, validation_split=0.1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """The MLP, both frameworks, both loops: 2 epochs on 1,500 images."""
+    if not HAS_DATA:
+        pytest.skip("real Fashion-MNIST not available")
+    out = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp"]
+    done = subprocess.run(
+        [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "| mlp |" in done.stdout and "Machine:" in done.stdout
+    return out
+
+
+@needs_data
+def test_every_loop_has_a_row_of_positive_figures(results: Path) -> None:
+    rows = json.loads((results / "results.json").read_text())["rows"]
+    assert {(row["framework"], row["loop"]) for row in rows} == LOOPS
+    for row in rows:
+        assert len(row["epoch_seconds"]) == 2 and row["train_samples"] == 1500
+        for key in ("best_s", "median_s", "samples_per_s", "peak_rss_mb", "test_accuracy"):
+            assert row[key] > 0, (row["framework"], row["loop"], key)
+
+
+@needs_data
+def test_markdown_table_and_chart_are_written(results: Path) -> None:
+    text = (results / "results.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| mlp |")]
+    assert len(table) == 4
+    for line in table:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert all(float(cell) > 0 for cell in cells[3:10]), line
+    assert sum("x** (acc" in line for line in table) == 2  # a ratio on each generated row
+    assert "fmnist-dsl build" in text and "not measured" in text
+    assert (results / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_data
+def test_baseline_indices_are_the_generated_loops_images() -> None:
+    train, val = split_indices(RECIPE, train_limit=700)
+    splits = load_splits(RECIPE, train_limit=700)
+    data = fmnist.load_split_arrays()
+    np.testing.assert_array_equal(data.train_images[train], splits.x_train)
+    np.testing.assert_array_equal(data.train_images[val], splits.x_val)
+    assert len(train) == 700 and len(val) == 6000
+
+
+def test_epoch_stats_skip_the_first_epoch() -> None:
+    assert report.epoch_stats([9.0, 2.0, 4.0, 3.0]) == (2.0, 3.0)
+    assert report.epoch_stats([5.0]) == (5.0, 5.0)
+
+
+def test_ratio_is_baseline_over_generated() -> None:
+    base = {"model": "m", "framework": "torch", "loop": "baseline", "median_s": 3.0, "test_accuracy": 0.80}
+    gen = base | {"loop": "generated", "median_s": 1.0, "test_accuracy": 0.81}
+    found = report.ratios([base, gen])[("m", "torch")]
+    assert found["speedup"] == pytest.approx(3.0) and found["accuracy_points"] == pytest.approx(1.0)
