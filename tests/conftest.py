@@ -37,3 +37,11 @@ def build_package(tmp_path):
         return import_package(write_packages(build_packages([spec_file]), tmp_path / "out")[0])
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def seeded_torch():
+    """Initial weights must not depend on which tests an xdist worker happened to run first."""
+    import torch
+
+    torch.manual_seed(0)
