@@ -127,7 +127,7 @@ class ResolvedModel:
     trainable: int
     non_trainable: int
     output: str  # "probabilities", "log_probabilities" or "logits"
-    training: TrainingPlan | None = None  # None only for IR built by hand
+    training: TrainingPlan  # a spec without a training section gets plain SGD defaults
 
     @property
     def uses_runtime_init(self) -> bool:

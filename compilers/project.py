@@ -84,3 +84,8 @@ def import_package(package_dir: Path):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def build_and_import(spec_path: Path, out_dir: Path):
+    """Build one spec into `out_dir` and import its package."""
+    return import_package(write_packages(build_packages([spec_path]), out_dir)[0])

@@ -14,7 +14,7 @@ guard_triton()
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from compilers.project import build_packages, import_package, write_packages  # noqa: E402
+from compilers.project import build_and_import  # noqa: E402
 from dsl import parse_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def build_package(tmp_path):
     def build(text: str):
         spec_file = tmp_path / f"{parse_spec(text).name}.yaml"
         spec_file.write_text(text)
-        return import_package(write_packages(build_packages([spec_file]), tmp_path / "out")[0])
+        return build_and_import(spec_file, tmp_path / "out")
 
     return build
 

@@ -15,7 +15,7 @@ import yaml  # noqa: E402
 from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from compilers.project import build_packages, import_package, write_packages  # noqa: E402
+from compilers.project import build_and_import  # noqa: E402
 from dsl import SpecError, parse_spec  # noqa: E402
 from runtime import parity, weights  # noqa: E402
 
@@ -62,12 +62,12 @@ def build(spec: dict, folder: Path):
         assume(False)
     spec_file = folder / f"{spec['name']}.yaml"
     spec_file.write_text(text)
-    return import_package(write_packages(build_packages([spec_file]), folder / "out")[0])
+    return build_and_import(spec_file, folder / "out")
 
 
 def build_spec_file(path: Path, folder: Path):
     """A checked-in spec's package, built under `folder`."""
-    return import_package(write_packages(build_packages([path]), folder)[0])
+    return build_and_import(path, folder)
 
 
 def randomize_torch(model, seed: int) -> None:

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from compilers.lowering import lower
-from compilers.project import build_packages, import_package, write_packages
+from compilers.project import build_and_import
 from dsl import load_spec
 
 DEFAULT_OPTIMIZER = {"name": "sgd", "learning_rate": 0.01}
@@ -58,7 +58,7 @@ def measure(args) -> dict:
     optimizer = spec.training.optimizer.model_dump() if spec.training else DEFAULT_OPTIMIZER
     data, why_random = load_data(args, model.input_shape)
     with tempfile.TemporaryDirectory() as folder:
-        package = import_package(write_packages(build_packages([args.spec]), Path(folder))[0])
+        package = build_and_import(args.spec, Path(folder))
         pairs = [(op.name, op.output_attr) for op in model.ops]
         report = parity.check(package, optimizer, data, pairs, steps=args.steps).to_dict()
     report["spec"] = spec.name
@@ -122,7 +122,7 @@ def run_export(args) -> int:
         images, source = random_data(tuple(spec.input), count=1000).test_images, "random images (no Fashion-MNIST)"
     out_dir = args.out or args.run_dir / f"export-{args.to}"
     with tempfile.TemporaryDirectory() as folder:
-        package = import_package(write_packages(build_packages([spec_file]), Path(folder))[0])
+        package = build_and_import(spec_file, Path(folder))
         figures = export.export(package, args.run_dir, args.to, out_dir, images)
     print(f"exported {figures['source']} -> {args.to} into {out_dir} ({figures['images']} images: {source})")
     agree, worst = figures["argmax_agreement"], figures["max_probability_diff"]

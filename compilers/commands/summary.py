@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from compilers.lowering import lower
-from compilers.project import build_packages, import_package, write_packages
+from compilers.project import build_and_import
 from dsl import infer_shapes, load_spec
 
 
@@ -26,7 +26,7 @@ def summary_rows(spec_path: Path) -> list[dict]:
     spec = load_spec(spec_path)
     model = lower(spec, spec_path.name)
     with tempfile.TemporaryDirectory() as folder:
-        package = import_package(write_packages(build_packages([spec_path]), Path(folder))[0])
+        package = build_and_import(spec_path, Path(folder))
         torch_model, keras_model = package.build_torch_model(), package.build_keras_model()
     height, width, channels = model.input_shape
     torch_shapes = introspect.torch_output_shapes(

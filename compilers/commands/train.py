@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compilers.project import build_packages, import_package, write_packages
+from compilers.project import build_and_import
 from dsl import load_spec
 
 FRAMEWORKS = ("torch", "keras")  # PyTorch first: triton must load before TensorFlow
@@ -60,7 +60,7 @@ def run_train(args) -> int:
         prepare_run_dir(run_dir / framework)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        package = import_package(write_packages(build_packages([args.spec]), Path(folder))[0])
+        package = build_and_import(args.spec, Path(folder))
         for framework in frameworks:
             if framework == "torch":
                 import torch  # noqa: F401  (before TensorFlow, see runtime.frameworks)
