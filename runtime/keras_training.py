@@ -6,7 +6,6 @@ Every epoch leaves model.keras (last), best.keras, optimizer.npz + state.json (f
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,9 +42,7 @@ class Batches(keras.utils.PyDataset):
 
 def _save_model(model: keras.Model, path: Path) -> None:
     """model.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    tr.replace_atomically(path, model.save)
 
 
 def _lr(model: keras.Model) -> float:
@@ -79,8 +76,7 @@ class Recorder(keras.callbacks.Callback):
             _save_model(self.model, self.run_dir / "best.keras")
         _save_model(self.model, self.run_dir / "model.keras")
         optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
-        np.savez(self.run_dir / ".optimizer.tmp.npz", **optimizer_state)
-        os.replace(self.run_dir / ".optimizer.tmp.npz", self.run_dir / "optimizer.npz")
+        tr.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
         state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
         state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
         tr.write_json(self.run_dir / "state.json", state)

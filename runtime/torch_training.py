@@ -5,7 +5,6 @@ Every epoch leaves model.pt (last), best.pt, checkpoint.pt (for --resume) and hi
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,9 +27,7 @@ def seed_everything(seed: int) -> None:
 
 def _save(obj, path: Path) -> None:
     """torch.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tr.replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _unwrap(model, accelerator: Accelerator) -> torch.nn.Module:

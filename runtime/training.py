@@ -12,6 +12,7 @@ import os
 import platform
 import resource
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -168,17 +169,20 @@ def prepare_run_dir(path: Path) -> Path:
     return path
 
 
-def write_json(path: Path, value: Any) -> None:
-    """Write JSON through a temporary file and os.replace, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """Let `write` fill a temporary file beside `path`, then swap it in, so readers never see half a file."""
+    tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix, which model.save and np.savez insist on
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(value, out, indent=2)
-            out.write("\n")
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write JSON atomically."""
+    replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8"))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
