@@ -22,11 +22,24 @@ from runtime import parity  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).with_name("fmnist-dsl"))]
+# conv1 has no bias: a channel whose ReLU is active at every position passes its bias straight into
+# BatchNorm, which cancels it, so the bias gradient is zero in exact arithmetic and rounding noise in
+# practice. Adam with L2 weight decay amplifies that noise chaotically: PyTorch against itself, with
+# the samples of each batch reversed, differed by 3e-4 in such a bias after 20 steps (README, Parity).
 SMALL = {
     "name": "small_bn",
     "input": [10, 10, 1],
     "layers": [
-        {"Conv2D": {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}},
+        {
+            "Conv2D": {
+                "filters": 3,
+                "kernel_size": 3,
+                "strides": 2,
+                "padding": "same",
+                "activation": "relu",
+                "use_bias": False,
+            }
+        },
         {"BatchNorm": {"momentum": 0.9}},
         {"Dropout": {"rate": 0.5}},
         {"MaxPool": {"pool_size": 2, "padding": "same"}},
@@ -76,7 +89,9 @@ def test_short_trajectory_over_random_architectures(spec, nesterov, tmp_path_fac
     ],
     ids=["sgd-nesterov", "adam"],
 )
-def test_float64_trajectory_with_batchnorm_and_dropout(optimizer, tmp_path_factory):
+@pytest.mark.parametrize("torch_seed", [0, 5])  # 5 once gave the noise-amplifying case above
+def test_float64_trajectory_with_batchnorm_and_dropout(optimizer, torch_seed, tmp_path_factory):
+    torch.manual_seed(torch_seed)
     package = build(SMALL, tmp_path_factory.mktemp("small"))
     losses, final = parity.trajectory(package, optimizer, parity.random_data((10, 10, 1), count=128), steps=20)
     assert losses[-1][0] < losses[0][0]  # it trained, so the comparison is of moving weights
