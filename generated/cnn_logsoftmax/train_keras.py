@@ -3,8 +3,8 @@
 """Train `cnn_logsoftmax` with Keras by its spec's training recipe.
 
 Run from the repository root: `python -m generated.cnn_logsoftmax.train_keras [--epochs N] [--run-dir DIR]`
-(`--help` lists every flag). `model.fit` runs with the callbacks of runtime.keras_training; a PyDataset feeds
-the in-memory arrays in the order runtime.data.batch_order gives both frameworks.
+(`--help` lists every flag). `model.fit` runs with the callbacks of runtime.keras_training, fed the in-memory
+arrays in the order runtime.data.batch_order gives both frameworks (gathered inside the tf.data graph on TensorFlow).
 """
 
 from pathlib import Path
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer=keras_optim.from_config(recipe.optimizer),
         loss=keras_loss(OUTPUT),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=keras_training.STEPS_PER_EXECUTION,
     )
     return keras_training.fit(
         model, splits, recipe, options.run_dir / "keras", spec_file=SPEC_FILE, resume=options.resume
