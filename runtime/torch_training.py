@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from runtime import training as tr
 from runtime.data import Splits, batch_order, to_channels_first
+from runtime.torch_step import TrainStep, graphs_possible
 
 EVAL_BATCH = 1000
 
@@ -44,9 +45,10 @@ class _Data:
 
     def batch(self, idx: np.ndarray, recipe: tr.Recipe, epoch: int, index: int):
         """Inputs and labels of one batch, augmented on the numpy side as Keras is."""
-        labels = self.y_t[torch.from_numpy(idx).to(self.y_t.device)]
+        index_t = torch.from_numpy(idx).to(self.y_t.device)
+        labels = self.y_t[index_t]
         if not (recipe.horizontal_flip or recipe.translate):
-            return self.x_t[torch.from_numpy(idx).to(self.x_t.device)], labels
+            return self.x_t[index_t], labels
         images = to_channels_first(tr.augment(self.x[idx], recipe, epoch, index))
         return torch.from_numpy(images).to(self.x_t.device), labels
 
@@ -65,25 +67,18 @@ def evaluate(model, data: _Data, loss_fn, accelerator: Accelerator) -> tuple[flo
     return total / max(len(data.y), 1), float(np.mean(predicted == data.y)), predicted
 
 
-def _train_epoch(model, optimizer, accelerator, loss_fn, data: _Data, recipe: tr.Recipe, epoch: int, progress: bool):
+def _train_epoch(step: TrainStep, data: _Data, recipe: tr.Recipe, epoch: int, progress: bool):
     """One pass over the shuffled training set; returns (mean loss, accuracy) as Keras reports them."""
-    model.train()
-    total_loss = torch.zeros((), device=accelerator.device)
-    correct = torch.zeros((), device=accelerator.device, dtype=torch.long)
+    step.model.train()
+    step.reset_totals()
     batches = batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)
     bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+    accelerator = step.accelerator
     for index, idx in enumerate(bar):
         # Multi-GPU: each process takes its share of the same global batch.
         idx = idx[accelerator.process_index :: accelerator.num_processes]
-        x, y = data.batch(idx, recipe, epoch, index)
-        optimizer.zero_grad(set_to_none=True)
-        out = model(x)
-        loss = loss_fn(out.float(), y)
-        accelerator.backward(loss)
-        optimizer.step()
-        total_loss += loss.detach() * len(y)
-        correct += (out.argmax(1) == y).sum()
-    return total_loss.item() / len(data.y), correct.item() / len(data.y)
+        step(*data.batch(idx, recipe, epoch, index))
+    return step.total_loss.item() / len(data.y), step.correct.item() / len(data.y)
 
 
 def _trackers(recipe: tr.Recipe) -> tuple[tr.EarlyStop, tr.Plateau | None]:
@@ -108,8 +103,12 @@ def fit(
     resume: bool = False,
     mixed_precision: str = "no",
     progress: bool = True,
+    cuda_graphs: bool = True,
 ) -> dict:
-    """Train, checkpoint every epoch, evaluate on the test set; returns metrics.json's content."""
+    """Train, checkpoint every epoch, evaluate on the test set; returns metrics.json's content.
+
+    On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch_step).
+    """
     run_dir = tr.prepare_run_dir(Path(run_dir))
     accelerator = Accelerator(mixed_precision=mixed_precision)
     tracker, plateau = _trackers(recipe)
@@ -123,6 +122,8 @@ def fit(
         history = tr.read_json(run_dir / "history.json", [])[: state["epoch"]]
     model, optimizer = accelerator.prepare(model, optimizer)
     train, val, test = (_Data(x, y, accelerator.device) for x, y in _arrays(splits))
+    use_graph = cuda_graphs and graphs_possible(accelerator)  # one process, so a full batch is recipe.batch_size
+    step = TrainStep(model, optimizer, loss_fn, accelerator, recipe.batch_size, use_graph)
     tr.copy_spec(spec_file, run_dir)
     info = tr.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
     tr.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
@@ -132,7 +133,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
-        train_result = _train_epoch(model, optimizer, accelerator, loss_fn, train, recipe, epoch, progress)
+        train_result = _train_epoch(step, train, recipe, epoch, progress)
         seconds = time.perf_counter() - start
         tr.check_finite(train_result[0], epoch, "torch")
         val_result = evaluate(model, val, loss_fn, accelerator)[:2] if len(val.y) else None
