@@ -18,7 +18,7 @@ def totals(spec):
 
 
 def test_known_parameter_counts():
-    assert totals(load_spec(SPECS[0].parent / "lenet5.yaml")) == (44_426, 0)
+    assert totals(load_spec(SPECS[0].parent / "lenet5.yaml")) == (61_706, 0)
     assert totals(load_spec(SPECS[0].parent / "mlp.yaml")) == (272_060, 900)
 
 
@@ -54,7 +54,7 @@ def test_same_padding_with_stride_keeps_ceil_of_size_over_stride():
 
 
 BAD_EDITS = [
-    ("kernel_size: [5, 5]", "kernel_size: 13", 7, "layers[2].Conv2D.kernel_size", "13 is larger than the 12x12 input"),
+    ("kernel_size: [5, 5]", "kernel_size: 15", 7, "layers[2].Conv2D.kernel_size", "15 is larger than the 14x14 input"),
     ("units: 120", "units: 0", 10, "layers[5].Dense.units", "greater than 0"),
     ("Flatten: {}", "Flaten: {}", 9, "layers[4]", "unknown layer 'Flaten'"),
     ("kernel_size: 5,", "kernel_size: 5, size: 3,", 5, "layers[0].Conv2D.size", "Extra inputs"),
@@ -67,10 +67,10 @@ BAD_EDITS = [
     ("- Flatten: {}", "- Dense: {units: 5}\n  - Flatten: {}", 9, "layers[4].Dense", "add a Flatten layer"),
     (
         "pool_size: 2}\n  - Flatten",
-        "pool_size: 9}\n  - Flatten",
+        "pool_size: 11}\n  - Flatten",
         8,
         "layers[3].MaxPool.pool_size",
-        "9 is larger than the 8x8",
+        "11 is larger than the 10x10",
     ),
 ]
 
