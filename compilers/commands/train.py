@@ -21,8 +21,9 @@ def register(subparsers) -> None:
     train.add_argument("--framework", choices=(*FRAMEWORKS, "both"), default="both")
     _add_run_flags(train)
     train.set_defaults(run=run_train)
-    evaluate = subparsers.add_parser("evaluate", help="print the results a run folder holds")
+    evaluate = subparsers.add_parser("evaluate", help="reload a run's models and score them on its test split")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--data-dir")
     evaluate.set_defaults(run=run_evaluate)
     compare = subparsers.add_parser("compare", help="train both frameworks and write a side-by-side report")
     compare.add_argument("spec", type=Path, metavar="SPEC")
@@ -102,10 +103,34 @@ def summary(run_dir: Path) -> str:
 
 
 def run_evaluate(args) -> int:
-    if not any((args.run_dir / framework / "history.json").exists() for framework in FRAMEWORKS):
-        raise FileNotFoundError(f"{args.run_dir} holds no torch/ or keras/ run (history.json)")
+    """Exit 1 when a reloaded model does not give back the test accuracy its run recorded."""
+    from runtime.frameworks import guard_triton
+
+    guard_triton()
+    import torch  # noqa: F401  (before TensorFlow, see runtime.frameworks)
+
+    from runtime import evaluation
+    from runtime.data import DataError
+
+    runs = [args.run_dir / framework for framework in FRAMEWORKS if (args.run_dir / framework / "run.json").exists()]
+    if not runs:
+        raise FileNotFoundError(f"{args.run_dir} holds no finished torch/ or keras/ run (run.json)")
+    reproduced = True
+    for run in runs:
+        with tempfile.TemporaryDirectory() as folder:
+            package = build_and_import(run / "spec.json", Path(folder))
+            try:
+                figures = evaluation.test_figures(package, run, args.data_dir)
+            except DataError as error:
+                print(f"fmnist-dsl: {error}", file=sys.stderr)
+                return EXIT_TRAINING_FAILED
+        print(
+            f"{run.name}: reloaded model, test accuracy {figures['test_accuracy']:.4f} on {figures['test_samples']} "
+            f"images (the run recorded {figures['recorded_test_accuracy']})"
+        )
+        reproduced &= figures["reproduced"]
     print(summary(args.run_dir))
-    return 0
+    return 0 if reproduced else 1
 
 
 def run_compare(args) -> int:

@@ -1,0 +1,41 @@
+"""Score a finished run again: reload the model it saved and predict the test split its recipe names.
+
+Call `runtime.frameworks.guard_triton()` and import torch before Keras in the calling process.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime import export
+from runtime.losses import EPSILON
+from runtime.training import Recipe, load_splits, read_json
+
+AGREEMENT_TOL = 1e-3  # a reloaded model must give back the run's test accuracy within this
+
+
+def run_recipe(run_dir: Path) -> Recipe:
+    """The recipe run.json recorded (JSON lists back to the tuple the split is)."""
+    recipe = read_json(run_dir / "run.json")["recipe"]
+    return Recipe(**recipe | {"split": tuple(recipe["split"]) if recipe["split"] else None})
+
+
+def test_figures(package, run_dir: Path, data_dir: str | None = None) -> dict:
+    """Test accuracy and loss of the run's saved model, next to the ones metrics.json recorded."""
+    splits = load_splits(run_recipe(run_dir), data_dir)
+    torch_model, keras_model = export.load_trained(package, run_dir)
+    if (run_dir / "model.pt").exists():
+        outputs = export.torch_predict(torch_model, splits.x_test)
+    else:
+        outputs = keras_model.predict(splits.x_test, batch_size=export.EVAL_BATCH, verbose=0)
+    probabilities = export.probabilities(package.OUTPUT, outputs)
+    picked = probabilities[np.arange(len(splits.y_test)), splits.y_test]
+    recorded = read_json(run_dir / "metrics.json", {})
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == splits.y_test))
+    return {
+        "test_samples": len(splits.y_test),
+        "test_accuracy": accuracy,
+        "test_loss": float(np.mean(-np.log(np.clip(picked, EPSILON, 1.0)))),
+        "recorded_test_accuracy": recorded.get("test_accuracy"),
+        "reproduced": abs(accuracy - recorded.get("test_accuracy", np.nan)) <= AGREEMENT_TOL,
+    }
