@@ -18,7 +18,7 @@ from types import ModuleType
 import numpy as np
 
 from runtime.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
-from runtime.training import Recipe, load_splits
+from runtime.training import Recipe, load_splits, scheduled_lr
 
 EVAL_BATCH = 1000
 NUM_TRAIN_IMAGES = 60_000
@@ -87,7 +87,7 @@ def _torch_accuracy(model, loader, device) -> float:
     return correct / max(seen, 1)
 
 
-def torch_baseline(package: ModuleType, recipe: Recipe, epochs: int, train_limit: int | None, root: Path) -> dict:
+def torch_baseline(package: ModuleType, recipe: Recipe, train_limit: int | None, root: Path) -> dict:
     """Train with ToTensor() + DataLoader(shuffle=True); per-epoch seconds of the training pass and test accuracy."""
     import torch
     from torch.utils.data import DataLoader, Subset
@@ -109,7 +109,9 @@ def torch_baseline(package: ModuleType, recipe: Recipe, epochs: int, train_limit
     )
     loss_fn = torch_loss(package.OUTPUT)
     seconds = []
-    for _ in range(epochs):
+    for epoch in range(recipe.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled_lr(recipe, epoch)  # the spec's step or cosine schedule, as the generated loop
         start = time.perf_counter()
         _torch_epoch(model, train_loader, optimizer, loss_fn, device)
         seconds.append(time.perf_counter() - start)
@@ -141,7 +143,7 @@ def _epoch_timer():
     return EpochTimer()
 
 
-def keras_baseline(package: ModuleType, recipe: Recipe, epochs: int, train_limit: int | None) -> dict:
+def keras_baseline(package: ModuleType, recipe: Recipe, train_limit: int | None) -> dict:
     """Train with model.fit(x, y, validation_split=...) on numpy arrays and Keras's own SGD and loss."""
     import keras
 
@@ -165,9 +167,9 @@ def keras_baseline(package: ModuleType, recipe: Recipe, epochs: int, train_limit
         x,
         y,
         batch_size=recipe.batch_size,
-        epochs=epochs,
+        epochs=recipe.epochs,
         validation_split=validation_split,
-        callbacks=[timer],
+        callbacks=[keras.callbacks.LearningRateScheduler(lambda epoch, lr: scheduled_lr(recipe, epoch)), timer],
         verbose=0,
     )
     _, accuracy = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0)

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -67,17 +68,17 @@ def measure(args: argparse.Namespace) -> dict:
         guard_triton()
     package = importlib.import_module(f"generated.{args.model}")
     script = importlib.import_module(f"generated.{args.model}.train_{args.framework}")
-    recipe: Recipe = script.RECIPE
+    recipe: Recipe = replace(script.RECIPE, epochs=args.epochs)  # a schedule spans the benchmark's epochs
     if args.loop == "generated":
         result = generated_loop(script, args.framework, args.epochs, args.train_limit)
     elif args.framework == "torch":
         from benchmarks.baselines import torch_baseline
 
-        result = torch_baseline(package, recipe, args.epochs, args.train_limit, args.torchvision_root)
+        result = torch_baseline(package, recipe, args.train_limit, args.torchvision_root)
     else:
         from benchmarks.baselines import keras_baseline
 
-        result = keras_baseline(package, recipe, args.epochs, args.train_limit)
+        result = keras_baseline(package, recipe, args.train_limit)
     device = _torch_device() if args.framework == "torch" else {"device": "cpu", "gpu": None}
     meta = {"loop": args.loop, "framework": args.framework, "model": args.model, "batch_size": recipe.batch_size}
     return meta | result | device | {"peak_rss_mb": peak_rss_mb()}
