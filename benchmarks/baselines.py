@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +17,7 @@ from types import ModuleType
 import numpy as np
 
 from runtime.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
-from runtime.training import Recipe, load_splits, scheduled_lr
+from runtime.training import Recipe, load_splits, replace_atomically, scheduled_lr
 
 EVAL_BATCH = 1000
 NUM_TRAIN_IMAGES = 60_000
@@ -37,9 +36,7 @@ def torchvision_root(data_dir: str | None = None, root: Path | None = None) -> P
         data = gzip.decompress((source / name).read_bytes())
         if hashlib.sha256(data).hexdigest() != sha256:
             raise DataError(f"{source / name}: checksum mismatch after decompression")
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        replace_atomically(target, lambda tmp, data=data: tmp.write_bytes(data))
     return root
 
 

@@ -49,7 +49,6 @@ def measure(args) -> dict:
     from runtime.frameworks import guard_triton
 
     guard_triton()
-    import torch  # noqa: F401  -- before TensorFlow, which must never load first
 
     from runtime import parity
 
@@ -108,7 +107,6 @@ def run_export(args) -> int:
     from runtime.frameworks import guard_triton
 
     guard_triton()
-    import torch  # noqa: F401  -- before TensorFlow, which must never load first
 
     from runtime import export
     from runtime.data import DataError, load_split_arrays

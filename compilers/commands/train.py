@@ -62,13 +62,7 @@ def run_train(args) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         package = build_and_import(args.spec, Path(folder))
-        for framework in frameworks:
-            if framework == "torch":
-                import torch  # noqa: F401  (before TensorFlow, see runtime.frameworks)
-
-                from runtime.frameworks import guard_triton
-
-                guard_triton()
+        for framework in frameworks:  # PyTorch's runtime modules call runtime.frameworks.guard_triton()
             script = importlib.import_module(f"{package.__name__}.train_{framework}")
             try:
                 results[framework] = script.main(_script_argv(args, run_dir))
@@ -107,7 +101,6 @@ def run_evaluate(args) -> int:
     from runtime.frameworks import guard_triton
 
     guard_triton()
-    import torch  # noqa: F401  (before TensorFlow, see runtime.frameworks)
 
     from runtime import evaluation
     from runtime.data import DataError
