@@ -148,3 +148,18 @@ def test_a_misfit_shape_names_the_layer_and_both_shapes(tmp_path_factory):
         weights.torch_to_keras(wide.build_torch_model(), narrow.build_keras_model())
     with pytest.raises(ValueError, match=r"'fc1'.*\(10, 36\).*\(64, 10\)"):
         weights.keras_to_torch(wide.build_keras_model(), narrow.build_torch_model())
+
+
+def test_a_seed_is_one_starting_point_in_both_frameworks(tmp_path):
+    import keras
+
+    package = build_spec_file(REPO / "specs" / "lenet5.yaml", tmp_path)
+    torch_model = package.build_torch_model()
+    weights.start_from_keras_init(torch_model, package.build_keras_model, 7)
+    keras.utils.set_random_seed(7)  # what train_keras.py does before building its model
+    keras_model = package.build_keras_model()
+    for pair in weights.tensor_pairs(torch_model, keras_model):
+        assert np.array_equal(weights.torch_array(pair.torch_tensor), pair.keras_variable.numpy()), pair.label
+    keras.utils.set_random_seed(8)
+    other = package.build_keras_model().get_weights()
+    assert not np.array_equal(other[0], keras_model.get_weights()[0])  # the seed decides the draw

@@ -4,16 +4,17 @@
 
 Run from the repository root: `python -m generated.cnn.train_torch [--epochs N] [--run-dir DIR]`
 (`--help` lists every flag). The loop lives in runtime.torch_training: accelerate places model and
-data, batches are cut by index in the order runtime.data.batch_order gives both frameworks.
+data, batches are cut by index in the order runtime.data.batch_order gives both frameworks, and the
+model starts from the weights Keras draws for the seed (runtime.weights.start_from_keras_init).
 """
 
 from pathlib import Path
 
-from runtime import torch_optim, torch_training
+from runtime import torch_optim, torch_training, weights
 from runtime.losses import torch_loss
 from runtime.training import Recipe, load_splits, parse_options
 
-from . import OUTPUT, build_torch_model
+from . import OUTPUT, build_keras_model, build_torch_model
 
 SPEC_FILE = Path(__file__).with_name("spec.json")
 RECIPE = Recipe(
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     splits = load_splits(recipe, options.data_dir, options.train_limit)
     torch_training.seed_everything(recipe.seed)
     model = build_torch_model()
+    weights.start_from_keras_init(model, build_keras_model, recipe.seed)
     optimizer = torch_optim.from_config(model.parameters(), recipe.optimizer)
     return torch_training.fit(
         model,
