@@ -90,6 +90,18 @@ def test_evaluate_reloads_each_model_and_reproduces_its_test_accuracy(trained: P
     assert cli("evaluate", str(run_dir)).returncode == 1  # a run whose model does not give back its figures
 
 
+@needs_data
+def test_compare_trains_both_and_writes_the_side_by_side_report(tmp_path: Path) -> None:
+    run_dir = tmp_path / "mlp"
+    result = cli("compare", "specs/mlp.yaml", "--epochs", "1", "--train-limit", "1000", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (run_dir / "compare.md").read_text()
+    for framework in ("torch", "keras"):
+        accuracy = json.loads((run_dir / framework / "metrics.json").read_text())["test_accuracy"]
+        assert accuracy > 0.5 and f"| {framework} | {accuracy:.4f} |" in report
+    assert (run_dir / "compare.png").stat().st_size > 0
+
+
 def test_unwritable_run_dir_fails_before_training(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
