@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from runtime.data import CLASS_NAMES  # noqa: E402
 
@@ -23,10 +24,19 @@ def _curves(axes, history: list[dict], label: str = "", style: str = "-") -> Non
     """Loss on axes[0], accuracy on axes[1], train and validation."""
     epochs = [row["epoch"] for row in history]
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.plot(epochs, [row[f"train_{metric}"] for row in history], style, label=f"{label}train".strip())
+        # Markers, so that a one-epoch run still shows its points.
+        ax.plot(
+            epochs,
+            [row[f"train_{metric}"] for row in history],
+            style,
+            marker="o",
+            markersize=3,
+            label=f"{label}train".strip(),
+        )
         if any(row[f"val_{metric}"] is not None for row in history):
             values = [np.nan if row[f"val_{metric}"] is None else row[f"val_{metric}"] for row in history]
-            ax.plot(epochs, values, style, label=f"{label}validation".strip(), alpha=0.8)
+            ax.plot(epochs, values, style, marker="s", markersize=3, label=f"{label}validation".strip(), alpha=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
