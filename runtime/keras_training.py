@@ -79,14 +79,6 @@ def training_batches(x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> Batches
     return Batches(x, y, recipe)
 
 
-def use_xla(model: keras.Model) -> bool | str:
-    """model.compile's jit_compile. On TensorFlow, XLA only for convolutional models: measured on 2 CPU cores, it
-    trained LeNet-5 2x faster, and the dense-only MLP 2x slower. Other backends keep Keras's "auto"."""
-    if keras.backend.backend() != "tensorflow":
-        return "auto"
-    return any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
-
-
 def fit_inputs(data: Batches | GraphBatches) -> dict:
     """model.fit's data arguments. shuffle=False: by default fit reorders a PyDataset's batches."""
     return {"x": data.dataset if isinstance(data, GraphBatches) else data, "shuffle": False}

@@ -48,9 +48,3 @@ def test_the_graph_feed_is_used_on_tensorflow_without_augmentation() -> None:
     assert isinstance(keras_training.training_batches(images, labels, RECIPE), keras_training.GraphBatches)
     flipped = tr.Recipe(optimizer={"name": "sgd"}, horizontal_flip=True)
     assert isinstance(keras_training.training_batches(images, labels, flipped), keras_training.Batches)
-
-
-def test_xla_only_for_convolutional_models_on_tensorflow() -> None:
-    convolutional = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
-    dense = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
-    assert keras_training.use_xla(convolutional) is True and keras_training.use_xla(dense) is False
