@@ -19,10 +19,8 @@ class _BiasedVarBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         if not self.training:
             return super().forward(x)
-        axes = [0, *range(2, x.dim())]
-        mean = x.mean(dim=axes)
-        var = x.var(dim=axes, unbiased=False)
-        with torch.no_grad():
+        with torch.no_grad():  # the statistics only feed the running averages: nothing to differentiate
+            var, mean = torch.var_mean(x, dim=[0, *range(2, x.dim())], correction=0)
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)
