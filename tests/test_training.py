@@ -82,12 +82,40 @@ def test_evaluate_reloads_each_model_and_reproduces_its_test_accuracy(trained: P
     assert result.returncode == 0, result.stderr[-3000:]
     for framework in ("torch", "keras"):
         recorded = json.loads((trained / framework / "metrics.json").read_text())["test_accuracy"]
-        assert f"{framework}: reloaded model, test accuracy {recorded:.4f} on 10000 images" in result.stdout
+        assert f"{framework}: reloaded model, test accuracy {recorded:.4f} on 10000 images of its test split" in (
+            result.stdout
+        )
     run_dir = tmp_path / "mlp"
     shutil.copytree(trained, run_dir)
     metrics_file = run_dir / "keras" / "metrics.json"
     metrics_file.write_text(json.dumps(json.loads(metrics_file.read_text()) | {"test_accuracy": 0.5}))
     assert cli("evaluate", str(run_dir)).returncode == 1  # a run whose model does not give back its figures
+
+
+@needs_data
+def test_evaluate_scores_a_carved_test_split_or_the_official_test_set(tmp_path: Path) -> None:
+    run_dir = tmp_path / "mlp_adam"  # its recipe carves a 900-image test split from the training images
+    trained = cli(
+        "train",
+        "specs/mlp_adam.yaml",
+        "--framework",
+        "torch",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "2000",
+        "--run-dir",
+        str(run_dir),
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    recorded = json.loads((run_dir / "torch" / "metrics.json").read_text())["test_accuracy"]
+    own = cli("evaluate", str(run_dir))
+    assert own.returncode == 0 and f"test accuracy {recorded:.4f} on 900 images of its test split" in own.stdout
+    official = cli("evaluate", str(run_dir), "--official-test")
+    assert official.returncode == 0, official.stderr[-3000:]
+    assert "on 10000 images of the official test set" in official.stdout
+    accuracy = float(official.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.4  # one epoch on 2,000 images (measured 0.54); chance is 0.1
 
 
 @needs_data

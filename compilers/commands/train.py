@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="reload a run's models and score them on its test split")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--data-dir")
+    evaluate.add_argument(
+        "--official-test", action="store_true", help="score on the official 10,000 test images, not the run's split"
+    )
     evaluate.set_defaults(run=run_evaluate)
     compare = subparsers.add_parser("compare", help="train both frameworks and write a side-by-side report")
     compare.add_argument("spec", type=Path, metavar="SPEC")
@@ -113,13 +116,14 @@ def run_evaluate(args) -> int:
         with tempfile.TemporaryDirectory() as folder:
             package = build_and_import(run / "spec.json", Path(folder))
             try:
-                figures = evaluation.test_figures(package, run, args.data_dir)
+                figures = evaluation.test_figures(package, run, args.data_dir, args.official_test)
             except DataError as error:
                 print(f"fmnist-dsl: {error}", file=sys.stderr)
                 return EXIT_TRAINING_FAILED
+        test_set = "the official test set" if args.official_test else "its test split"
         print(
             f"{run.name}: reloaded model, test accuracy {figures['test_accuracy']:.4f} on {figures['test_samples']} "
-            f"images (the run recorded {figures['recorded_test_accuracy']})"
+            f"images of {test_set} (the run recorded {figures['recorded_test_accuracy']} on its test split)"
         )
         reproduced &= figures["reproduced"]
     print(summary(args.run_dir))
