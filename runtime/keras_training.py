@@ -73,8 +73,7 @@ class GraphBatches:
 
 def training_batches(x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> Batches | GraphBatches:
     """The fastest feed that keeps batch_order's batches: in-graph on TensorFlow, a PyDataset otherwise."""
-    augmented = recipe.horizontal_flip or recipe.translate
-    if keras.backend.backend() == "tensorflow" and not augmented:
+    if keras.backend.backend() == "tensorflow" and not recipe.augments:
         return GraphBatches(x, y, recipe)
     return Batches(x, y, recipe)
 

@@ -47,7 +47,7 @@ class _Data:
         """Inputs and labels of one batch, augmented on the numpy side as Keras is."""
         index_t = torch.from_numpy(idx).to(self.y_t.device)
         labels = self.y_t[index_t]
-        if not (recipe.horizontal_flip or recipe.translate):
+        if not recipe.augments:
             return self.x_t[index_t], labels
         images = to_channels_first(tr.augment(self.x[idx], recipe, epoch, index))
         return torch.from_numpy(images).to(self.x_t.device), labels

@@ -45,6 +45,11 @@ class Recipe:
     translate: int = 0
     seed: int = 0
 
+    @property
+    def augments(self) -> bool:
+        """Whether training batches are flipped or shifted (both frameworks then augment on the numpy side)."""
+        return bool(self.horizontal_flip or self.translate)
+
 
 @dataclass(frozen=True)
 class Options:
@@ -88,7 +93,7 @@ def load_splits(recipe: Recipe, data_dir: str | None = None, train_limit: int | 
 
 def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.ndarray:
     """The recipe's augmentation of one NHWC batch; the rng depends only on (seed, epoch, batch index)."""
-    if not recipe.horizontal_flip and not recipe.translate:
+    if not recipe.augments:
         return batch
     rng = np.random.default_rng([recipe.seed, epoch, index, 1])
     if recipe.horizontal_flip:
