@@ -1,7 +1,7 @@
 """Score a finished run again: reload the model it saved and predict the test split its recipe names
 (or the official test set).
 
-Call `runtime.frameworks.guard_triton()` and import torch before Keras in the calling process.
+Call `runtime.frameworks.guard_triton()` in the calling process before anything loads TensorFlow.
 """
 
 from pathlib import Path

@@ -214,12 +214,8 @@ def fit(model: keras.Model, splits: Splits, recipe: tr.Recipe, run_dir: Path, *,
             initial_epoch=state["epoch"],
             validation_data=(splits.x_val, splits.y_val) if has_val else None,
             validation_batch_size=EVAL_BATCH,
-            callbacks=[
-                EpochOrder(data),
-                *rules,
-                *extra,
-                recorder,
-            ],  # the recorder last: it saves the rules' updated state
+            # The recorder last: it saves the rules' updated state.
+            callbacks=[EpochOrder(data), *rules, *extra, recorder],
             verbose=1 if sys.stderr.isatty() else 0,
         )
     _save_model(model, run_dir / "model.keras")
