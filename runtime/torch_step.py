@@ -32,7 +32,7 @@ class TrainStep:
         self.graph, self.graph_lr, self.eager_steps = None, None, 0
         self.static_x = self.static_y = None
         for group in optimizer.param_groups if use_graph else ():
-            if "capturable" in group:  # Adam: its step count moves to the device, where the graph can see it
+            if "capturable" in group:  # Adam refuses graph capture unless capturable, even when fused
                 group["capturable"] = True
 
     def reset_totals(self) -> None:
