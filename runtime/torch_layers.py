@@ -1,7 +1,6 @@
 """PyTorch layers that follow the DSL's meaning where the built-in ones differ from Keras."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from runtime.frameworks import guard_triton
@@ -19,12 +18,15 @@ class _BiasedVarBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         if not self.training:
             return super().forward(x)
+        # One pass normalises and returns the batch mean and 1 / sqrt(biased var + eps); a separate var_mean was
+        # slower than the whole batch norm on CPU (measured 115 us against 25 us at 32 x 300).
+        out, mean, invstd = torch.native_batch_norm(x, self.weight, self.bias, None, None, True, 0.0, self.eps)
         with torch.no_grad():  # the statistics only feed the running averages: nothing to differentiate
-            var, mean = torch.var_mean(x, dim=[0, *range(2, x.dim())], correction=0)
-            self.running_mean.lerp_(mean, self.momentum)
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            var = invstd.to(self.running_var.dtype).pow(-2).sub_(self.eps)
             self.running_var.lerp_(var, self.momentum)
             self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
+        return out
 
 
 class BiasedVarBatchNorm1d(_BiasedVarBatchNorm, nn.BatchNorm1d):
