@@ -13,7 +13,7 @@ from torch import nn  # noqa: E402
 
 from runtime import torch_optim  # noqa: E402
 from runtime.losses import torch_loss  # noqa: E402
-from runtime.torch_step import WARMUP_STEPS, TrainStep, graphs_possible  # noqa: E402
+from runtime.torch_step import WARMUP_STEPS, TrainStep, graphs_possible, plain_optimizer  # noqa: E402
 
 BATCH = 16
 
@@ -59,6 +59,15 @@ def test_eager_step_is_the_plain_loop_and_sums_the_epoch() -> None:
         torch.testing.assert_close(mine, theirs)
     assert step.total_loss.item() == pytest.approx(total, rel=1e-6)
     assert not graphs_possible(Accelerator(cpu=True))
+
+
+def test_the_step_skips_accelerates_wrapper_only_where_it_would_pass_calls_through() -> None:
+    accelerator = Accelerator(cpu=True)
+    optimizer = torch.optim.SGD(_model().parameters(), lr=0.1)
+    prepared = accelerator.prepare(optimizer)
+    assert prepared is not optimizer and plain_optimizer(prepared, accelerator) is optimizer
+    accelerator.scaler = torch.amp.GradScaler("cpu")  # fp16: the wrapper unscales and steps through the scaler
+    assert plain_optimizer(prepared, accelerator) is prepared
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
