@@ -17,16 +17,25 @@ HEADER = (
 )
 
 
-def epoch_stats(seconds: list[float]) -> tuple[float, float]:
-    """(best, median) seconds per epoch over the epochs after the first (the first pays the warm-up)."""
-    steady = seconds[1:] or seconds
+def epoch_stats(rounds: list[list[float]]) -> tuple[float, float]:
+    """(best, median) seconds per epoch over each round's epochs after its first (the first pays the warm-up)."""
+    steady = [s for seconds in rounds for s in seconds[1:] or seconds]
     return min(steady), statistics.median(steady)
 
 
-def summarize(result: dict) -> dict:
-    """A worker's result with best / median seconds per epoch and samples per second added."""
-    best, median = epoch_stats(result["epoch_seconds"])
-    return result | {"best_s": best, "median_s": median, "samples_per_s": result["train_samples"] / median}
+def summarize(rounds: list[dict]) -> dict:
+    """One loop's worker results, one per round, merged: best / median seconds per epoch and samples per second.
+
+    The statistics pool every round's epochs after its first; accuracy is the rounds' mean, memory their peak.
+    """
+    best, median = epoch_stats([result["epoch_seconds"] for result in rounds])
+    merged = rounds[0] | {
+        "rounds": len(rounds),
+        "epoch_seconds": [s for result in rounds for s in result["epoch_seconds"]],
+        "test_accuracy": statistics.mean(result["test_accuracy"] for result in rounds),
+        "peak_rss_mb": max(result["peak_rss_mb"] for result in rounds),
+    }
+    return merged | {"best_s": best, "median_s": median, "samples_per_s": merged["train_samples"] / median}
 
 
 def ratios(rows: list[dict]) -> dict[tuple[str, str], dict]:
@@ -70,7 +79,8 @@ def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
     ]
     lines += [
         "",
-        "s/epoch: the training pass only (validation excluded), best and median of the epochs after the first. "
+        "s/epoch: the training pass only (validation excluded), best and median of the epochs after the first "
+        "(of every round, where the two loops alternated over several). "
         "baseline/generated: ratio of the medians (> 1: the generated loop is faster); acc: test accuracy change, "
         "generated minus baseline, in points. Peak RSS: the whole worker process.",
         "",

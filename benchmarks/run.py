@@ -1,7 +1,8 @@
 """`python -m benchmarks.run`: train each example model with the generated and the baseline loop, side by side.
 
-Every (model, framework, loop) runs in its own process (benchmarks.worker), one after the other, then the runner times
-`fmnist-dsl build` of all example specs and writes results.md, results.json and results.png into --out.
+Every (model, framework, loop) runs in its own process (benchmarks.worker), one after the other; with --rounds R the
+baseline and generated loops alternate R times, so a slow spell of a shared machine falls on both. Then the runner
+times `fmnist-dsl build` of all example specs and writes results.md, results.json and results.png into --out.
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-limit", type=int, default=None, help="train on the first N images (default: all)")
     parser.add_argument("--models", type=lambda t: _names(t, MODELS), default=list(MODELS), help="mlp,lenet5")
     parser.add_argument("--frameworks", type=lambda t: _names(t, FRAMEWORKS), default=list(FRAMEWORKS))
+    parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and generated R times (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or (args.train_limit is not None and args.train_limit < 1):
-        parser.error("--epochs and --train-limit must be >= 1")
+    if min(args.epochs, args.rounds) < 1 or (args.train_limit is not None and args.train_limit < 1):
+        parser.error("--epochs, --rounds and --train-limit must be >= 1")
     return args
 
 
-def run_worker(loop: str, framework: str, model: str, args: argparse.Namespace, torchvision_root: Path | None) -> dict:
-    """One measurement in a fresh process; its output goes to OUT/logs/MODEL-FRAMEWORK-LOOP.log."""
-    name = f"{model}-{framework}-{loop}"
+def run_worker(
+    loop: str, framework: str, model: str, args: argparse.Namespace, torchvision_root: Path | None, round_: int = 0
+) -> dict:
+    """One measurement in a fresh process; its output goes to OUT/logs/MODEL-FRAMEWORK-LOOP[-rROUND].log."""
+    name = f"{model}-{framework}-{loop}" + (f"-r{round_ + 1}" if args.rounds > 1 else "")
     log, result = args.out / "logs" / f"{name}.log", args.out / "logs" / f"{name}.json"
     command = [sys.executable, "-m", "benchmarks.worker", loop, framework, model, "--epochs", str(args.epochs)]
     command += ["--json", str(result)]
@@ -95,7 +99,17 @@ def time_build() -> dict:
 def settings_line(args: argparse.Namespace) -> str:
     """The run's settings in words."""
     limit = f"first {args.train_limit} training images" if args.train_limit else "all training images"
-    return f"{args.epochs} epochs, {limit} (validation split per spec), each spec's batch size and optimizer"
+    rounds = f", {args.rounds} alternating rounds per loop" if args.rounds > 1 else ""
+    return f"{args.epochs} epochs{rounds}, {limit} (validation split per spec), each spec's batch size and optimizer"
+
+
+def _pair(model: str, framework: str, args: argparse.Namespace, root: Path | None) -> list[dict]:
+    """The baseline and generated rows of one (model, framework), their loops alternating for --rounds rounds."""
+    rounds = {loop: [] for loop in LOOPS}
+    for round_ in range(args.rounds):
+        for loop in LOOPS:
+            rounds[loop].append(run_worker(loop, framework, model, args, root, round_))
+    return [report.summarize(rounds[loop]) for loop in LOOPS]
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -104,12 +118,10 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     root = torchvision_root() if "torch" in args.frameworks else None
-    rows = [
-        report.summarize(run_worker(loop, framework, model, args, root))
-        for model in args.models
-        for framework in args.frameworks
-        for loop in LOOPS
-    ]
+    rows = []
+    for model in args.models:
+        for framework in args.frameworks:
+            rows += _pair(model, framework, args, root)
     build = time_build()
     text = report.markdown(rows, build, report.machine(rows), settings_line(args))
     (args.out / "results.md").write_text(text, encoding="utf-8")

@@ -73,9 +73,19 @@ def test_baseline_indices_are_the_generated_loops_images() -> None:
     assert len(train) == 700 and len(val) == 6000
 
 
-def test_epoch_stats_skip_the_first_epoch() -> None:
-    assert report.epoch_stats([9.0, 2.0, 4.0, 3.0]) == (2.0, 3.0)
-    assert report.epoch_stats([5.0]) == (5.0, 5.0)
+def test_epoch_stats_skip_the_first_epoch_of_every_round() -> None:
+    assert report.epoch_stats([[9.0, 2.0, 4.0, 3.0]]) == (2.0, 3.0)
+    assert report.epoch_stats([[5.0]]) == (5.0, 5.0)
+    assert report.epoch_stats([[9.0, 2.0, 4.0], [8.0, 3.0, 5.0]]) == (2.0, 3.5)
+
+
+def test_rounds_merge_into_one_row() -> None:
+    first = {"epoch_seconds": [9.0, 2.0], "train_samples": 100, "test_accuracy": 0.8, "peak_rss_mb": 10.0}
+    second = first | {"epoch_seconds": [8.0, 4.0], "test_accuracy": 0.9, "peak_rss_mb": 12.0}
+    row = report.summarize([first, second])
+    assert row["rounds"] == 2 and row["epoch_seconds"] == [9.0, 2.0, 8.0, 4.0]
+    assert (row["best_s"], row["median_s"], row["samples_per_s"]) == (2.0, 3.0, 100 / 3.0)
+    assert row["test_accuracy"] == pytest.approx(0.85) and row["peak_rss_mb"] == 12.0
 
 
 def test_ratio_is_baseline_over_generated() -> None:

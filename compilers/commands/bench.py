@@ -17,6 +17,7 @@ def register(subparsers) -> None:
     bench.add_argument("--train-limit", type=int, help="train on the first N training images (default: all)")
     bench.add_argument("--models", help="comma-separated: mlp,lenet5 (default: both)")
     bench.add_argument("--frameworks", help="comma-separated: torch,keras (default: both)")
+    bench.add_argument("--rounds", type=int, help="alternate baseline and generated loops R times (default 1)")
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
     bench.set_defaults(run=run_bench)
 
@@ -26,7 +27,7 @@ def run_bench(args) -> int:
     if not (ROOT / "benchmarks" / "run.py").is_file():
         raise FileNotFoundError(f"{ROOT / 'benchmarks'} not found: run `fmnist-dsl bench` from a source checkout")
     argv = []
-    for flag in ("epochs", "train_limit", "models", "frameworks", "out"):
+    for flag in ("epochs", "train_limit", "models", "frameworks", "rounds", "out"):
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value.resolve() if flag == "out" else value)]
