@@ -24,3 +24,20 @@ def test_running_statistics_move_toward_the_biased_batch_statistics(layer, shape
     expected = torch.nn.functional.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=1e-3)
     torch.testing.assert_close(out, expected)
     assert bn.num_batches_tracked.item() == 1
+
+
+def test_channels_last_training_layout_keeps_the_values_and_the_saved_weights() -> None:
+    from generated.lenet5 import build_torch_model
+    from runtime.torch_training import _channels_last
+
+    torch.manual_seed(0)
+    plain = build_torch_model().eval()
+    fast = build_torch_model()
+    fast.load_state_dict(plain.state_dict())
+    fast = _channels_last(fast).eval()
+    assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-6)
+    reloaded = build_torch_model().eval()
+    reloaded.load_state_dict(fast.state_dict())  # model.pt from a channels-last run loads into a plain model
+    torch.testing.assert_close(reloaded(x), plain(x))
