@@ -21,6 +21,15 @@ EVAL_BATCH = 1000
 STEPS_PER_EXECUTION = 32
 
 
+def jit_compile(choice: str) -> bool | str:
+    """model.compile's jit_compile for a --jit-compile choice (runtime.training.JIT_CHOICES).
+
+    Opt-in, because XLA's gain depends on the model: on a CPU it made LeNet-5's step faster but the MLP's and the
+    cnn's slower (README, Performance).
+    """
+    return {"auto": "auto", "on": True, "off": False}[choice]
+
+
 class Batches(keras.utils.PyDataset):
     """Training batches cut by index from numpy arrays, augmented, in runtime.data.batch_order's order.
 

@@ -21,6 +21,8 @@ import numpy as np
 
 from runtime import data as fmnist
 
+JIT_CHOICES = ("auto", "on", "off")
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -61,6 +63,7 @@ class Options:
     train_limit: int | None
     resume: bool
     mixed_precision: str
+    jit_compile: str = "auto"
 
 
 def parse_options(argv: list[str] | None, recipe: Recipe, run_dir: str) -> Options:
@@ -74,9 +77,17 @@ def parse_options(argv: list[str] | None, recipe: Recipe, run_dir: str) -> Optio
     parser.add_argument("--train-limit", type=int, default=None, help="train on the first N training images only")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="PyTorch only")
+    parser.add_argument(
+        "--jit-compile",
+        choices=JIT_CHOICES,
+        default="auto",
+        help="Keras only: compile the train step with XLA (auto: Keras's choice, off on a CPU with TensorFlow)",
+    )
     args = parser.parse_args(argv)
     recipe = replace(recipe, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    return Options(recipe, args.run_dir, args.data_dir, args.train_limit, args.resume, args.mixed_precision)
+    return Options(
+        recipe, args.run_dir, args.data_dir, args.train_limit, args.resume, args.mixed_precision, args.jit_compile
+    )
 
 
 def load_splits(recipe: Recipe, data_dir: str | None = None, train_limit: int | None = None) -> fmnist.Splits:

@@ -48,3 +48,41 @@ def test_the_graph_feed_is_used_on_tensorflow_without_augmentation() -> None:
     assert isinstance(keras_training.training_batches(images, labels, RECIPE), keras_training.GraphBatches)
     flipped = tr.Recipe(optimizer={"name": "sgd"}, horizontal_flip=True)
     assert isinstance(keras_training.training_batches(images, labels, flipped), keras_training.Batches)
+
+
+def _one_epoch(jit: str) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
+    """A small conv model's weights before and after one epoch from seed 0; whether Keras compiled its step with XLA."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        "sparse_categorical_crossentropy",
+        steps_per_execution=keras_training.STEPS_PER_EXECUTION,
+        jit_compile=keras_training.jit_compile(jit),
+    )
+    initial = model.get_weights()
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((64, 8, 8, 1), dtype=np.float32), np.arange(64) % 10
+    feed = keras_training.training_batches(images, labels, RECIPE)
+    model.fit(**keras_training.fit_inputs(feed), epochs=1, callbacks=[keras_training.EpochOrder(feed)], verbose=0)
+    return model.jit_compile, initial, model.get_weights()
+
+
+def test_jit_compile_on_compiles_with_xla_and_trains_to_the_same_weights() -> None:
+    assert tr.parse_options(["--jit-compile", "on"], RECIPE, run_dir="runs/x").jit_compile == "on"
+    assert tr.parse_options([], RECIPE, run_dir="runs/x").jit_compile == "auto"
+    xla, start, compiled = _one_epoch("on")
+    graph, same_start, plain = _one_epoch("off")
+    assert xla and not graph
+    assert all(np.array_equal(a, b) for a, b in zip(start, same_start, strict=True))
+    assert max(np.abs(a - b).max() for a, b in zip(plain, start, strict=True)) > 1e-3  # it trained
+    for a, b in zip(compiled, plain, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -42,12 +42,15 @@ def _add_run_flags(parser) -> None:
     parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/<spec name>)")
     parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument(
+        "--jit-compile", choices=("auto", "on", "off"), help="Keras: XLA-compile the train step (default auto)"
+    )
 
 
 def _script_argv(args, run_dir: Path) -> list[str]:
     """The generated scripts' flags for the options given on this command line."""
     argv = ["--run-dir", str(run_dir)]
-    for flag in ("epochs", "batch_size", "seed", "data_dir", "train_limit"):
+    for flag in ("epochs", "batch_size", "seed", "data_dir", "train_limit", "jit_compile"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return argv + (["--resume"] if args.resume else [])

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss=keras_loss(OUTPUT),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         steps_per_execution=keras_training.STEPS_PER_EXECUTION,
+        jit_compile=keras_training.jit_compile(options.jit_compile),
     )
     return keras_training.fit(
         model, splits, recipe, options.run_dir / "keras", spec_file=SPEC_FILE, resume=options.resume
