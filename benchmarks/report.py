@@ -11,6 +11,7 @@ GPU_NOTE = (
     "GPU target (issue 5: the MLP at batch 32 in <= 0.6 s/epoch on an H100, data resident on the device, CUDA graphs): "
     "not measured; this run had no GPU."
 )
+COLOURS = ("#b0b0b0", "#2a7ab9", "#e08a2c")  # baseline, generated, generated-xla
 HEADER = (
     "| model | framework | loop | batch | train images | s/epoch best | s/epoch median | samples/s | peak RSS (MiB) "
     "| test acc | baseline/generated |"
@@ -26,26 +27,30 @@ def epoch_stats(rounds: list[list[float]]) -> tuple[float, float]:
 def summarize(rounds: list[dict]) -> dict:
     """One loop's worker results, one per round, merged: best / median seconds per epoch and samples per second.
 
-    The statistics pool every round's epochs after its first; accuracy is the rounds' mean, memory their peak.
+    The statistics pool every round's epochs after its first; accuracy is the rounds' mean (each round has its own
+    seed), memory their peak.
     """
     best, median = epoch_stats([result["epoch_seconds"] for result in rounds])
+    accuracies = [result["test_accuracy"] for result in rounds]
     merged = rounds[0] | {
         "rounds": len(rounds),
+        "seeds": [result.get("seed") for result in rounds],
         "epoch_seconds": [s for result in rounds for s in result["epoch_seconds"]],
-        "test_accuracy": statistics.mean(result["test_accuracy"] for result in rounds),
+        "test_accuracies": accuracies,
+        "test_accuracy": statistics.mean(accuracies),
         "peak_rss_mb": max(result["peak_rss_mb"] for result in rounds),
     }
     return merged | {"best_s": best, "median_s": median, "samples_per_s": merged["train_samples"] / median}
 
 
-def ratios(rows: list[dict]) -> dict[tuple[str, str], dict]:
-    """Per (model, framework): baseline / generated median seconds, and the accuracy change in points."""
+def ratios(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
+    """Per (model, framework, loop) of a generated loop: baseline / its median seconds, and the accuracy change."""
     found = {(r["model"], r["framework"], r["loop"]): r for r in rows}
     out = {}
     for (model, framework, loop), row in found.items():
         base = found.get((model, framework, "baseline"))
-        if loop == "generated" and base is not None:
-            out[(model, framework)] = {
+        if loop != "baseline" and base is not None:
+            out[(model, framework, loop)] = {
                 "speedup": base["median_s"] / row["median_s"],
                 "accuracy_points": 100 * (row["test_accuracy"] - base["test_accuracy"]),
             }
@@ -74,15 +79,15 @@ def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
         HEADER,
         "|" + "---|" * (HEADER.count("|") - 1),
     ]
-    lines += [
-        _row(row, found.get((row["model"], row["framework"])) if row["loop"] == "generated" else None) for row in rows
-    ]
+    lines += [_row(row, found.get((row["model"], row["framework"], row["loop"]))) for row in rows]
     lines += [
         "",
         "s/epoch: the training pass only (validation excluded), best and median of the epochs after the first "
         "(of every round, where the two loops alternated over several). "
         "baseline/generated: ratio of the medians (> 1: the generated loop is faster); acc: test accuracy change, "
-        "generated minus baseline, in points. Peak RSS: the whole worker process.",
+        "generated minus baseline, in points (the mean over the rounds' seeds). Peak RSS: the whole worker process. "
+        "generated-xla: the generated Keras loop with `--jit-compile on` (an opt-in; the default is Keras's auto, "
+        "which is off on a CPU).",
         "",
         f"`fmnist-dsl build` of {build['specs']} example specs: {build['seconds']:.2f} s wall "
         f"(a fresh process); frameworks imported: {', '.join(build['frameworks_imported']) or 'none'}.",
@@ -114,28 +119,30 @@ def machine(rows: list[dict]) -> str:
 
 
 def chart(rows: list[dict], path: Path) -> None:
-    """Grouped bars: median seconds per epoch of each loop, one group per (model, framework), ratio on top."""
+    """Grouped bars: median seconds per epoch of each loop, one group per (model, framework), ratios on top."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = list(dict.fromkeys((r["model"], r["framework"]) for r in rows))
+    loops = list(dict.fromkeys(r["loop"] for r in rows))
     found = {(r["model"], r["framework"], r["loop"]): r for r in rows}
-    figure, axis = plt.subplots(figsize=(max(4, 2.2 * len(groups)), 4))
-    width = 0.38
-    for offset, loop, colour in ((-width / 2, "baseline", "#b0b0b0"), (width / 2, "generated", "#2a7ab9")):
-        heights = [found[(m, f, loop)]["median_s"] if (m, f, loop) in found else 0.0 for m, f in groups]
-        axis.bar([i + offset for i in range(len(groups))], heights, width, label=loop, color=colour)
-    for i, key in enumerate(groups):
-        if key in (speed := ratios(rows)):
-            top = max(found[(*key, loop)]["median_s"] for loop in ("baseline", "generated"))
-            axis.annotate(f"{speed[key]['speedup']:.2f}x", (i, top), ha="center", va="bottom")
+    speed = ratios(rows)
+    figure, axis = plt.subplots(figsize=(max(4, 2.4 * len(groups)), 4))
+    width = 0.8 / len(loops)
+    for n, loop in enumerate(loops):
+        offset = (n - (len(loops) - 1) / 2) * width
+        bars = [(i + offset, found[(*group, loop)]) for i, group in enumerate(groups) if (*group, loop) in found]
+        axis.bar([x for x, _ in bars], [row["median_s"] for _, row in bars], width, label=loop, color=COLOURS[n])
+        for x, row in bars:
+            if (key := (row["model"], row["framework"], loop)) in speed:
+                axis.annotate(f"{speed[key]['speedup']:.2f}x", (x, row["median_s"]), ha="center", va="bottom")
     axis.set_xticks(range(len(groups)), [f"{m}\n{f}" for m, f in groups])
-    axis.set_ylim(0, 1.25 * max(r["median_s"] for r in rows))
+    axis.set_ylim(0, 1.35 * max(r["median_s"] for r in rows))
     axis.set_ylabel("seconds per epoch (median)")
-    axis.set_title("baseline vs generated training loop")
-    axis.legend(loc="upper center", ncol=2)
+    axis.set_title("baseline vs generated training loops")
+    axis.legend(loc="upper center", ncol=len(loops))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

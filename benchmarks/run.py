@@ -1,8 +1,9 @@
 """`python -m benchmarks.run`: train each example model with the generated and the baseline loop, side by side.
 
 Every (model, framework, loop) runs in its own process (benchmarks.worker), one after the other; with --rounds R the
-baseline and generated loops alternate R times, so a slow spell of a shared machine falls on both. Then the runner
-times `fmnist-dsl build` of all example specs and writes results.md, results.json and results.png into --out.
+loops alternate R times, so a slow spell of a shared machine falls on all of them, and round r trains every loop with
+the spec's seed + r. Keras runs a third loop, the generated one with XLA (--jit-compile on). Then the runner times
+`fmnist-dsl build` of all example specs and writes results.md, results.json and results.png into --out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.worker import FRAMEWORKS, LOOPS
+from benchmarks.worker import FRAMEWORKS, loops_of
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mlp", "lenet5")
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-limit", type=int, default=None, help="train on the first N images (default: all)")
     parser.add_argument("--models", type=lambda t: _names(t, MODELS), default=list(MODELS), help="mlp,lenet5")
     parser.add_argument("--frameworks", type=lambda t: _names(t, FRAMEWORKS), default=list(FRAMEWORKS))
-    parser.add_argument("--rounds", type=int, default=1, help="alternate baseline and generated R times (default 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate the loops R times (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     args = parser.parse_args(argv)
     if min(args.epochs, args.rounds) < 1 or (args.train_limit is not None and args.train_limit < 1):
@@ -59,7 +60,7 @@ def run_worker(
     name = f"{model}-{framework}-{loop}" + (f"-r{round_ + 1}" if args.rounds > 1 else "")
     log, result = args.out / "logs" / f"{name}.log", args.out / "logs" / f"{name}.json"
     command = [sys.executable, "-m", "benchmarks.worker", loop, framework, model, "--epochs", str(args.epochs)]
-    command += ["--json", str(result)]
+    command += ["--round", str(round_), "--json", str(result)]
     command += ["--train-limit", str(args.train_limit)] if args.train_limit else []
     command += ["--torchvision-root", str(torchvision_root)] if torchvision_root else []
     print(f"[bench] {name} ...", flush=True)
@@ -99,17 +100,17 @@ def time_build() -> dict:
 def settings_line(args: argparse.Namespace) -> str:
     """The run's settings in words."""
     limit = f"first {args.train_limit} training images" if args.train_limit else "all training images"
-    rounds = f", {args.rounds} alternating rounds per loop" if args.rounds > 1 else ""
+    rounds = f", {args.rounds} alternating rounds per loop (round r: the spec's seed + r)" if args.rounds > 1 else ""
     return f"{args.epochs} epochs{rounds}, {limit} (validation split per spec), each spec's batch size and optimizer"
 
 
-def _pair(model: str, framework: str, args: argparse.Namespace, root: Path | None) -> list[dict]:
-    """The baseline and generated rows of one (model, framework), their loops alternating for --rounds rounds."""
-    rounds = {loop: [] for loop in LOOPS}
+def _loops(model: str, framework: str, args: argparse.Namespace, root: Path | None) -> list[dict]:
+    """One row per loop of one (model, framework), the loops alternating for --rounds rounds."""
+    rounds = {loop: [] for loop in loops_of(framework)}
     for round_ in range(args.rounds):
-        for loop in LOOPS:
-            rounds[loop].append(run_worker(loop, framework, model, args, root, round_))
-    return [report.summarize(rounds[loop]) for loop in LOOPS]
+        for loop, results in rounds.items():
+            results.append(run_worker(loop, framework, model, args, root, round_))
+    return [report.summarize(results) for results in rounds.values()]
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for model in args.models:
         for framework in args.frameworks:
-            rows += _pair(model, framework, args, root)
+            rows += _loops(model, framework, args, root)
     build = time_build()
     text = report.markdown(rows, build, report.machine(rows), settings_line(args))
     (args.out / "results.md").write_text(text, encoding="utf-8")

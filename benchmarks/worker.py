@@ -1,6 +1,6 @@
 """One measurement in its own process, so its peak memory is its own and the frameworks never share a process.
 
-`python -m benchmarks.worker {generated,baseline} {torch,keras} MODEL --epochs E [--train-limit N] --json OUT`
+`python -m benchmarks.worker LOOP {torch,keras} MODEL --epochs E [--round R] [--train-limit N] --json OUT`
 """
 
 from __future__ import annotations
@@ -16,8 +16,15 @@ from types import ModuleType
 from benchmarks.baselines import split_indices
 from runtime.training import Recipe, peak_rss_mb, read_json, write_json
 
-LOOPS = ("baseline", "generated")
+# The generated loop's flags per variant; generated-xla is Keras's opt-in XLA step (--jit-compile on).
+GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"]}
+LOOPS = ("baseline", *GENERATED_FLAGS)
 FRAMEWORKS = ("torch", "keras")
+
+
+def loops_of(framework: str) -> tuple[str, ...]:
+    """The loops benchmarked for a framework: XLA is a Keras option only."""
+    return LOOPS if framework == "keras" else ("baseline", "generated")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,24 +34,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("framework", choices=FRAMEWORKS)
     parser.add_argument("model", help="a package under generated/, e.g. mlp")
     parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--round", type=int, default=0, help="trains with the spec's seed + ROUND")
     parser.add_argument("--train-limit", type=int, default=None)
     parser.add_argument("--torchvision-root", type=Path, default=None)
     parser.add_argument("--json", type=Path, required=True, help="where to write the result")
     return parser.parse_args(argv)
 
 
-def generated_loop(script: ModuleType, framework: str, epochs: int, train_limit: int | None) -> dict:
+def generated_loop(script: ModuleType, args: argparse.Namespace, recipe: Recipe) -> dict:
     """Run the generated training script's main() in a temporary run folder and read back what it recorded."""
+    framework, train_limit = args.framework, args.train_limit
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as folder:
-        argv = ["--run-dir", folder, "--epochs", str(epochs)]
+        argv = ["--run-dir", folder, "--epochs", str(recipe.epochs), "--seed", str(recipe.seed)]
         argv += ["--train-limit", str(train_limit)] if train_limit else []
+        argv += GENERATED_FLAGS[args.loop]
         script.main(argv)
         run_dir = Path(folder) / framework
         history = read_json(run_dir / "history.json")
         metrics = read_json(run_dir / "metrics.json")
     return {
         "epoch_seconds": [row["seconds"] for row in history],
-        "train_samples": len(split_indices(script.RECIPE, train_limit)[0]),
+        "train_samples": len(split_indices(recipe, train_limit)[0]),
         "test_accuracy": metrics["test_accuracy"],
     }
 
@@ -68,9 +78,10 @@ def measure(args: argparse.Namespace) -> dict:
         guard_triton()
     package = importlib.import_module(f"generated.{args.model}")
     script = importlib.import_module(f"generated.{args.model}.train_{args.framework}")
-    recipe: Recipe = replace(script.RECIPE, epochs=args.epochs)  # a schedule spans the benchmark's epochs
-    if args.loop == "generated":
-        result = generated_loop(script, args.framework, args.epochs, args.train_limit)
+    # A schedule spans the benchmark's epochs; each round draws its own initial weights, split and batch order.
+    recipe: Recipe = replace(script.RECIPE, epochs=args.epochs, seed=script.RECIPE.seed + args.round)
+    if args.loop in GENERATED_FLAGS:
+        result = generated_loop(script, args, recipe)
     elif args.framework == "torch":
         from benchmarks.baselines import torch_baseline
 
@@ -81,6 +92,7 @@ def measure(args: argparse.Namespace) -> dict:
         result = keras_baseline(package, recipe, args.train_limit)
     device = _torch_device() if args.framework == "torch" else {"device": "cpu", "gpu": None}
     meta = {"loop": args.loop, "framework": args.framework, "model": args.model, "batch_size": recipe.batch_size}
+    meta |= {"seed": recipe.seed}
     return meta | result | device | {"peak_rss_mb": peak_rss_mb()}
 
 

@@ -21,17 +21,18 @@ from benchmarks.baselines import split_indices  # noqa: E402
 
 HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
 needs_data = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
-LOOPS = {(framework, loop) for framework in ("torch", "keras") for loop in ("baseline", "generated")}
+LOOPS = {("torch", "baseline"), ("torch", "generated"), ("keras", "baseline"), ("keras", "generated")}
+LOOPS |= {("keras", "generated-xla")}
 RECIPE = Recipe(optimizer={"name": "sgd"}, validation_split=0.1, seed=0)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
-    """The MLP, both frameworks, both loops: 2 epochs on 1,500 images."""
+    """The MLP, both frameworks, every loop: 2 epochs on 1,500 images, two rounds (seeds 0 and 1)."""
     if not HAS_DATA:
         pytest.skip("real Fashion-MNIST not available")
     out = tmp_path_factory.mktemp("bench")
-    command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp"]
+    command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp", "--rounds", "2"]
     done = subprocess.run(
         [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
@@ -45,7 +46,8 @@ def test_every_loop_has_a_row_of_positive_figures(results: Path) -> None:
     rows = json.loads((results / "results.json").read_text())["rows"]
     assert {(row["framework"], row["loop"]) for row in rows} == LOOPS
     for row in rows:
-        assert len(row["epoch_seconds"]) == 2 and row["train_samples"] == 1500
+        assert len(row["epoch_seconds"]) == 4 and row["train_samples"] == 1500 and row["seeds"] == [0, 1]
+        assert row["test_accuracy"] == pytest.approx(sum(row["test_accuracies"]) / 2)
         for key in ("best_s", "median_s", "samples_per_s", "peak_rss_mb", "test_accuracy"):
             assert row[key] > 0, (row["framework"], row["loop"], key)
 
@@ -54,11 +56,11 @@ def test_every_loop_has_a_row_of_positive_figures(results: Path) -> None:
 def test_markdown_table_and_chart_are_written(results: Path) -> None:
     text = (results / "results.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| mlp |")]
-    assert len(table) == 4
+    assert len(table) == 5
     for line in table:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         assert all(float(cell) > 0 for cell in cells[3:10]), line
-    assert sum("x** (acc" in line for line in table) == 2  # a ratio on each generated row
+    assert sum("x** (acc" in line for line in table) == 3  # a ratio on each generated row
     assert "fmnist-dsl build" in text and "not measured" in text
     assert (results / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -91,5 +93,5 @@ def test_rounds_merge_into_one_row() -> None:
 def test_ratio_is_baseline_over_generated() -> None:
     base = {"model": "m", "framework": "torch", "loop": "baseline", "median_s": 3.0, "test_accuracy": 0.80}
     gen = base | {"loop": "generated", "median_s": 1.0, "test_accuracy": 0.81}
-    found = report.ratios([base, gen])[("m", "torch")]
+    found = report.ratios([base, gen])[("m", "torch", "generated")]
     assert found["speedup"] == pytest.approx(3.0) and found["accuracy_points"] == pytest.approx(1.0)
