@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -53,13 +54,29 @@ def ratios(rows: list[dict]) -> dict[tuple[str, str, str], dict]:
             out[(model, framework, loop)] = {
                 "speedup": base["median_s"] / row["median_s"],
                 "accuracy_points": 100 * (row["test_accuracy"] - base["test_accuracy"]),
+                "accuracy_error": accuracy_error(base, row),
             }
     return out
 
 
+def accuracy_error(base: dict, row: dict) -> float | None:
+    """The standard error, in points, of the difference of two rows' mean accuracies over their rounds' seeds.
+
+    Seed-to-seed variation after a few epochs is a few tenths of a point, the size of the 0.3-point criterion; this
+    says how far the mean difference can be trusted. None with fewer than two rounds.
+    """
+    runs = [base.get("test_accuracies", []), row.get("test_accuracies", [])]
+    if min(len(r) for r in runs) < 2:
+        return None
+    return 100 * math.sqrt(sum(statistics.variance(r) / len(r) for r in runs))
+
+
 def _row(row: dict, ratio: dict | None) -> str:
     """One Markdown table row."""
-    speed = f"**{ratio['speedup']:.2f}x** (acc {ratio['accuracy_points']:+.2f} pt)" if ratio else ""
+    speed = ""
+    if ratio:
+        error = f" +- {ratio['accuracy_error']:.2f}" if ratio["accuracy_error"] is not None else ""
+        speed = f"**{ratio['speedup']:.2f}x** (acc {ratio['accuracy_points']:+.2f}{error} pt)"
     return (
         f"| {row['model']} | {row['framework']} | {row['loop']} | {row['batch_size']} | {row['train_samples']} "
         f"| {row['best_s']:.3f} | {row['median_s']:.3f} | {row['samples_per_s']:.0f} | {row['peak_rss_mb']:.0f} "
@@ -85,7 +102,8 @@ def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
         "s/epoch: the training pass only (validation excluded), best and median of the epochs after the first "
         "(of every round, where the two loops alternated over several). "
         "baseline/generated: ratio of the medians (> 1: the generated loop is faster); acc: test accuracy change, "
-        "generated minus baseline, in points (the mean over the rounds' seeds). Peak RSS: the whole worker process. "
+        "generated minus baseline, in points, of the means over the rounds' seeds, +- its standard error. "
+        "Peak RSS: the whole worker process. "
         "generated-xla: the generated Keras loop with `--jit-compile on` (an opt-in; the default is Keras's auto, "
         "which is off on a CPU).",
         "",

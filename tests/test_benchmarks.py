@@ -32,7 +32,8 @@ def results(tmp_path_factory) -> Path:
     if not HAS_DATA:
         pytest.skip("real Fashion-MNIST not available")
     out = tmp_path_factory.mktemp("bench")
-    command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp", "--rounds", "2"]
+    command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp"]
+    command += ["--rounds", "2"]
     done = subprocess.run(
         [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
@@ -95,3 +96,11 @@ def test_ratio_is_baseline_over_generated() -> None:
     gen = base | {"loop": "generated", "median_s": 1.0, "test_accuracy": 0.81}
     found = report.ratios([base, gen])[("m", "torch", "generated")]
     assert found["speedup"] == pytest.approx(3.0) and found["accuracy_points"] == pytest.approx(1.0)
+    assert found["accuracy_error"] is None  # one round: no spread to measure
+
+
+def test_accuracy_error_is_the_standard_error_of_the_difference_of_means() -> None:
+    base = {"model": "m", "framework": "keras", "loop": "baseline", "median_s": 2.0, "test_accuracies": [0.80, 0.82]}
+    gen = base | {"loop": "generated", "median_s": 1.0, "test_accuracies": [0.81, 0.81, 0.84]}
+    # variances 2e-4 and 3e-4 over 2 and 3 runs: sqrt(1e-4 + 1e-4) = 0.01414, in points 1.414
+    assert report.accuracy_error(base, gen) == pytest.approx(1.4142, abs=1e-4)
