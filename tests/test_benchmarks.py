@@ -104,3 +104,13 @@ def test_accuracy_error_is_the_standard_error_of_the_difference_of_means() -> No
     gen = base | {"loop": "generated", "median_s": 1.0, "test_accuracies": [0.81, 0.81, 0.84]}
     # variances 2e-4 and 3e-4 over 2 and 3 runs: sqrt(1e-4 + 1e-4) = 0.01414, in points 1.414
     assert report.accuracy_error(base, gen) == pytest.approx(1.4142, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"), [("sse2 avx2 avx512f", "Test CPU (AVX-512)"), ("avx2", "Test CPU (AVX2)")]
+)
+def test_machine_line_names_the_widest_vector_extension(tmp_path: Path, flags: str, expected: str) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t: sse2\n")
+    assert report.cpu_model(cpuinfo) == expected
+    assert report.cpu_model(tmp_path / "missing")  # no /proc: what platform says
