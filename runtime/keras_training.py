@@ -24,8 +24,8 @@ STEPS_PER_EXECUTION = 32
 def jit_compile(choice: str) -> bool | str:
     """model.compile's jit_compile for a --jit-compile choice (runtime.training.JIT_CHOICES).
 
-    Opt-in, because XLA's gain depends on the model: on a CPU it made LeNet-5's step faster but the MLP's and the
-    cnn's slower (README, Performance).
+    Opt-in, because XLA's gain depends on the model and the CPU: on one 2-core machine it made LeNet-5's step faster
+    and the MLP's and the cnn's slower, on another (AVX-512) LeNet-5's slower too (README, the benchmark).
     """
     return {"auto": "auto", "on": True, "off": False}[choice]
 
