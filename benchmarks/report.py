@@ -122,8 +122,8 @@ def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's model name and widest vector extension from /proc/cpuinfo, or what platform says.
 
-    The extension matters to the ratios: oneDNN's convolutions and matrix products, most of the baselines' arithmetic,
-    speed up with AVX-512; the generated loops' per-step overhead does not.
+    The ratios move with the CPU (the README compares two machines), and a model name such as "AMD EPYC" does not
+    tell two machines apart; the extension oneDNN's kernels use does a little better.
     """
     try:
         text = cpuinfo.read_text(encoding="utf-8")
