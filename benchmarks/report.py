@@ -13,7 +13,8 @@ GPU_NOTE = (
     "not measured; this run had no GPU."
 )
 COLOURS = ("#b0b0b0", "#2a7ab9", "#e08a2c")  # baseline, generated, generated-xla
-VECTOR_EXTENSIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))  # CPU flag, name; widest first
+# x86 CPU flag and its name, widest first (ARM lists "Features", not "flags": no entry there)
+VECTOR_EXTENSIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))
 HEADER = (
     "| model | framework | loop | batch | train images | s/epoch best | s/epoch median | samples/s | peak RSS (MiB) "
     "| test acc | baseline/generated |"
