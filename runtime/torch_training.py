@@ -43,9 +43,16 @@ class _Data:
         self.x_t = torch.from_numpy(to_channels_first(x)).to(device)
         self.y_t = torch.from_numpy(y).to(device)
 
-    def batch(self, idx: np.ndarray, recipe: tr.Recipe, epoch: int, index: int):
-        """Inputs and labels of one batch, augmented on the numpy side as Keras is."""
-        index_t = torch.from_numpy(idx).to(self.y_t.device)
+    def device_batches(self, batches: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """The epoch's index batches on the device, copied in one go.
+
+        A copy from host memory waits for the GPU to finish its queue: one per batch kept host and GPU taking turns.
+        """
+        whole = torch.from_numpy(np.concatenate(batches)).to(self.y_t.device)
+        return torch.split(whole, [len(idx) for idx in batches])
+
+    def batch(self, idx: np.ndarray, index_t: torch.Tensor, recipe: tr.Recipe, epoch: int, index: int):
+        """Inputs and labels of batch `idx` (`index_t` on the device), augmented on the numpy side as Keras is."""
         labels = self.y_t[index_t]
         if not recipe.augments:
             return self.x_t[index_t], labels
@@ -74,10 +81,9 @@ def _train_epoch(step: TrainStep, data: _Data, recipe: tr.Recipe, epoch: int, pr
     batches = batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)
     bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
     accelerator = step.accelerator
-    for index, idx in enumerate(bar):
-        # Multi-GPU: each process takes its share of the same global batch.
-        idx = idx[accelerator.process_index :: accelerator.num_processes]
-        step(*data.batch(idx, recipe, epoch, index))
+    share = slice(accelerator.process_index, None, accelerator.num_processes)  # each process's part of a global batch
+    for index, (idx, index_t) in enumerate(zip(bar, data.device_batches(batches))):
+        step(*data.batch(idx[share], index_t[share], recipe, epoch, index))
     return step.total_loss.item() / len(data.y), step.correct.item() / len(data.y)
 
 

@@ -114,3 +114,14 @@ def test_machine_line_names_the_widest_vector_extension(tmp_path: Path, flags: s
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t: sse2\n")
     assert report.cpu_model(cpuinfo) == expected
     assert report.cpu_model(tmp_path / "missing")  # no /proc: what platform says
+
+
+@pytest.mark.parametrize(
+    ("gpu", "median_s", "expected"),
+    [(None, 2.5, "not measured; this run had no GPU."), ("H", 0.5, "0.500 s/epoch median on H at batch 32, met.")],
+)
+def test_gpu_line_measures_the_generated_mlp_against_the_target(gpu, median_s: float, expected: str) -> None:
+    row = {"model": "mlp", "framework": "torch", "loop": "generated", "gpu": gpu, "median_s": median_s}
+    baseline = row | {"loop": "baseline", "median_s": 0.1}  # a faster baseline row must not be the one read
+    assert report.gpu_line([baseline, row | {"batch_size": 32}]).endswith(expected)
+    assert report.gpu_line([row | {"batch_size": 32, "gpu": "H", "median_s": 0.61}]).endswith("not met.")

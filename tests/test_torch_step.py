@@ -9,6 +9,7 @@ from runtime.frameworks import guard_triton
 guard_triton()
 import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
+from accelerate.state import AcceleratorState  # noqa: E402
 from torch import nn  # noqa: E402
 
 from runtime import torch_optim  # noqa: E402
@@ -16,6 +17,14 @@ from runtime.losses import torch_loss  # noqa: E402
 from runtime.torch_step import WARMUP_STEPS, TrainStep, graphs_possible, plain_optimizer  # noqa: E402
 
 BATCH = 16
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one state per process: an earlier Accelerator(cpu=True) would put later ones on the CPU."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def _model() -> nn.Module:
