@@ -1,0 +1,48 @@
+"""The PyTorch loop steps on runtime.data.batch_order's batches, in that order; each process on its share of them."""
+
+from types import SimpleNamespace
+
+from runtime.frameworks import guard_triton
+
+guard_triton()
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from runtime import torch_training  # noqa: E402
+from runtime import training as tr  # noqa: E402
+from runtime.data import batch_order  # noqa: E402
+
+COUNT, BATCH = 50, 8
+
+
+class RecordingStep:
+    """Stands in for runtime.torch_step.TrainStep: records the labels and images of every batch it is given."""
+
+    def __init__(self, process_index: int, num_processes: int) -> None:
+        self.accelerator = SimpleNamespace(process_index=process_index, num_processes=num_processes)
+        self.model = torch.nn.Identity()
+        self.total_loss, self.correct = torch.zeros(()), torch.zeros(())
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def reset_totals(self) -> None:
+        self.seen.clear()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.seen.append((x.numpy(), y.numpy()))
+
+
+@pytest.mark.parametrize(("process_index", "num_processes"), [(0, 1), (1, 2)])
+@pytest.mark.parametrize("flip", [False, True])
+def test_each_process_steps_on_its_share_of_batch_order(process_index: int, num_processes: int, flip: bool) -> None:
+    recipe = tr.Recipe(optimizer={"name": "sgd"}, batch_size=BATCH, epochs=2, seed=3, horizontal_flip=flip)
+    images = np.arange(COUNT * 4, dtype=np.float32).reshape(COUNT, 2, 2, 1)  # image i holds 4i .. 4i+3
+    data = torch_training._Data(images, np.arange(COUNT), torch.device("cpu"))
+    step = RecordingStep(process_index, num_processes)
+    for epoch in range(recipe.epochs):
+        torch_training._train_epoch(step, data, recipe, epoch, progress=False)
+        expected = [idx[process_index::num_processes] for idx in batch_order(COUNT, BATCH, epoch, recipe.seed)]
+        assert len(step.seen) == len(expected) == 7
+        for (x, y), idx in zip(step.seen, expected, strict=True):
+            np.testing.assert_array_equal(y, idx)
+            np.testing.assert_array_equal(np.sort(x.reshape(len(idx), 4), axis=1) // 4, np.repeat(idx[:, None], 4, 1))
