@@ -78,12 +78,12 @@ def _train_epoch(step: TrainStep, data: _Data, recipe: tr.Recipe, epoch: int, pr
     """One pass over the shuffled training set; returns (mean loss, accuracy) as Keras reports them."""
     step.model.train()
     step.reset_totals()
-    batches = batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)
-    bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
     accelerator = step.accelerator
     share = slice(accelerator.process_index, None, accelerator.num_processes)  # each process's part of a global batch
+    batches = [idx[share] for idx in batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)]
+    bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
     for index, (idx, index_t) in enumerate(zip(bar, data.device_batches(batches))):
-        step(*data.batch(idx[share], index_t[share], recipe, epoch, index))
+        step(*data.batch(idx, index_t, recipe, epoch, index))
     return step.total_loss.item() / len(data.y), step.correct.item() / len(data.y)
 
 
