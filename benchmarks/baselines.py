@@ -16,8 +16,10 @@ from types import ModuleType
 
 import numpy as np
 
-from runtime.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
-from runtime.training import Recipe, load_splits, replace_atomically, scheduled_lr
+from runtime.common.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
+from runtime.common.recipe import Recipe, load_splits
+from runtime.common.rules import scheduled_lr
+from runtime.common.rundir import replace_atomically
 
 EVAL_BATCH = 1000
 NUM_TRAIN_IMAGES = 60_000
@@ -90,7 +92,7 @@ def torch_baseline(package: ModuleType, recipe: Recipe, train_limit: int | None,
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    from runtime.losses import torch_loss
+    from runtime.torch.losses import loss_function as torch_loss
 
     train_idx, val_idx = split_indices(recipe, train_limit)
     full = datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a failed worker or missing data is one message and exit status 1."""
-    from runtime.data import DataError
+    from runtime.common.data import DataError
 
     args = parse_args(argv)
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 from benchmarks.baselines import split_indices
-from runtime.training import Recipe, peak_rss_mb, read_json, write_json
+from runtime.common.recipe import Recipe
+from runtime.common.rundir import peak_rss_mb, read_json, write_json
 
 # The generated loop's flags per variant; generated-xla is Keras's opt-in XLA step (--jit-compile on).
 GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"]}
@@ -73,7 +74,7 @@ def measure(args: argparse.Namespace) -> dict:
     if args.framework == "torch":
         import torchvision  # noqa: F401  (loads triton before anything could load TensorFlow)
 
-        from runtime.frameworks import guard_triton
+        from runtime.common.frameworks import guard_triton
 
         guard_triton()
     package = importlib.import_module(f"generated.{args.model}")

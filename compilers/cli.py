@@ -1,17 +1,21 @@
-"""The `fmnist-dsl` command: a thin dispatcher; each command lives in its own module.
+"""The `fmnist-dsl` command, and the one place where compilers and runtime meet.
 
-Command modules import frameworks only inside their `run`, so `fmnist-dsl build` stays fast.
-This is the one place where compilers and runtime meet.
+compilers/commands/ declares every command's flags; a command that builds or checks code runs there. A command that
+runs a framework has its run-time half in runtime/commands/, imported only when that command runs, so `fmnist-dsl
+build` stays fast and framework-free; this module builds the spec's package and hands it over.
 """
 
 import argparse
 import importlib
 import os
 import sys
+import tempfile
+from pathlib import Path
 
+from compilers.project import build_and_import
 from dsl import SpecError
 
-# Each module defines `register(subparsers)`, which adds its command(s) with `run` as the handler.
+# Each module defines `register(subparsers)`, which adds its command(s).
 COMMAND_MODULES = (
     "compilers.commands.build",
     "compilers.commands.summary",
@@ -19,7 +23,16 @@ COMMAND_MODULES = (
     "compilers.commands.train",
     "compilers.commands.bench",
 )
-
+# Command -> (module, function) of its run-time half; each takes (args, build), build(spec_path) -> package.
+RUNTIME_COMMANDS = {
+    "summary": ("runtime.commands.summary", "run"),
+    "parity": ("runtime.commands.parity", "run"),
+    "export": ("runtime.commands.parity", "run_export"),
+    "train": ("runtime.commands.train", "run_train"),
+    "evaluate": ("runtime.commands.train", "run_evaluate"),
+    "compare": ("runtime.commands.train", "run_compare"),
+    "bench": ("runtime.commands.bench", "run"),
+}
 EXIT_BAD_INPUT = 2
 
 
@@ -28,14 +41,23 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
     subparsers = root.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return root
+
+
+def _run_time_half(args) -> int:
+    """Run a framework command with a builder whose packages live in one temporary folder for the process."""
+    module, function = RUNTIME_COMMANDS[args.command]
+    with tempfile.TemporaryDirectory(prefix="fmnist-dsl-") as folder:
+        built: dict[Path, object] = {}
+
+        def build(spec_path: Path):
+            key = Path(spec_path).resolve()
+            if key not in built:
+                built[key] = build_and_import(Path(spec_path), Path(folder) / str(len(built)))
+            return built[key]
+
+        return getattr(importlib.import_module(module), function)(args, build) or 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
     try:
+        if args.command in RUNTIME_COMMANDS:
+            return _run_time_half(args)
         return args.run(args) or 0
     except (SpecError, OSError) as error:
         print(f"fmnist-dsl: {error}", file=sys.stderr)

@@ -82,7 +82,6 @@ class DropoutOp(Op):
 @dataclass(frozen=True)
 class FlattenOp(Op):
     kind: ClassVar[str] = "flatten"
-    channels_last: bool  # PyTorch permutes NCHW to NHWC first, so features keep Keras's order
 
 
 @dataclass(frozen=True)
@@ -96,19 +95,26 @@ OP_TYPES: tuple[type[Op], ...] = (DenseOp, Conv2DOp, MaxPoolOp, BatchNormOp, Dro
 
 
 @dataclass(frozen=True)
-class TrainingPlan:
-    """The spec's training recipe as the generated loops print it; sections are (key, value) pairs."""
+class LayerRow:
+    """One DSL layer as the package's LAYERS table prints it (summary and parity read it at run time)."""
 
-    optimizer: tuple[tuple[str, object], ...]
-    batch_size: int
-    epochs: int
-    validation_split: float
-    split: tuple[int, int, int] | None  # train, val, test counts
-    schedule: tuple[tuple[str, object], ...] | None
-    early_stopping: tuple[tuple[str, object], ...] | None
-    horizontal_flip: bool
-    translate: int
-    seed: int
+    name: str
+    kind: str  # the DSL's layer name: Dense, Conv2D, ...
+    output_attr: str
+    output_shape: tuple[int, ...]  # channels-last, without the batch axis
+    trainable: int
+    non_trainable: int
+
+
+@dataclass(frozen=True)
+class WeightRow:
+    """One weight as the package's WEIGHTS table prints it: what runtime.common.initial_weights draws."""
+
+    layer: str
+    variable: str  # Keras's name: kernel, bias, gamma, beta, moving_mean, moving_variance
+    shape: tuple[int, ...]  # Keras's (the DSL's) layout
+    initializer: str  # a spec initialiser, or "ones" for BatchNorm's gamma and moving variance
+    flattened: tuple[int, int, int] | None  # the feature map whose flattened features this weight acts on
 
 
 @dataclass(frozen=True)
@@ -122,14 +128,16 @@ class ResolvedModel:
     spec_json: str
     input_shape: tuple[int, int, int]  # height, width, channels
     ops: tuple[Op, ...]
-    runtime_layers: tuple[str, ...]  # names imported from runtime.torch_layers
+    runtime_layers: tuple[str, ...]  # names imported from runtime.torch.layers
     init_lines: tuple[str, ...]  # PyTorch statements drawing the initial weights
     trainable: int
     non_trainable: int
     output: str  # "probabilities", "log_probabilities" or "logits"
-    training: TrainingPlan  # a spec without a training section gets plain SGD defaults
+    recipe: dict  # the training section, every default filled in; a spec without one trains with plain SGD
+    layers: tuple[LayerRow, ...]
+    weights: tuple[WeightRow, ...]
 
     @property
     def uses_runtime_init(self) -> bool:
-        """Whether an initialiser needs runtime.torch_init (Keras's truncated normal, 1-D fans)."""
+        """Whether an initialiser needs runtime.torch.init (Keras's truncated normal, 1-D fans)."""
         return any(line.startswith("torch_init.") for line in self.init_lines)

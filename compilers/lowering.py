@@ -11,6 +11,21 @@ from dsl.shapes import LayerShape, infer_shapes, same_padding
 from dsl.spec import Spec
 from dsl.training import SGD, Training
 
+# The recipe's keys in the order the package prints them (runtime.common.recipe.Recipe's fields).
+RECIPE_ORDER = (
+    "optimizer",
+    "batch_size",
+    "epochs",
+    "validation_split",
+    "split",
+    "schedule",
+    "early_stopping",
+    "horizontal_flip",
+    "translate",
+    "seed",
+)
+BATCHNORM_WEIGHTS = (("gamma", "ones"), ("beta", "zeros"), ("moving_mean", "zeros"), ("moving_variance", "ones"))
+
 OUTPUTS = {"softmax": "probabilities", "log_softmax": "log_probabilities"}
 
 
@@ -39,29 +54,48 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
         trainable=sum(shape.trainable for shape in shapes),
         non_trainable=sum(shape.non_trainable for shape in shapes),
         output=OUTPUTS.get(_final_activation(spec), "logits"),
-        training=lower_training(spec.training or Training(optimizer=SGD(name="sgd"))),
+        recipe=lower_training(spec.training or Training(optimizer=SGD(name="sgd"))),
+        layers=tuple(_layer_row(op, kind, shape) for op, (kind, _), shape in zip(ops, kinds_and_layers, shapes)),
+        weights=tuple(_weight_rows(names, kinds_and_layers, shapes)),
     )
 
 
-def _pairs(section) -> tuple[tuple[str, object], ...] | None:
-    return None if section is None else tuple(section.model_dump(mode="json").items())
+def lower_training(training: Training) -> dict:
+    """The training section with every default filled in, flat as runtime.common.recipe.Recipe takes it."""
+    values = training.model_dump(mode="json")
+    values |= values.pop("augmentation")
+    split = values["split"]
+    values["split"] = None if split is None else (split["train"], split["val"], split["test"])
+    return {key: values[key] for key in RECIPE_ORDER}
 
 
-def lower_training(training: Training) -> ir.TrainingPlan:
-    """The training section with every default filled in; a spec without one trains with plain SGD."""
-    split = training.split
-    return ir.TrainingPlan(
-        optimizer=_pairs(training.optimizer),
-        batch_size=training.batch_size,
-        epochs=training.epochs,
-        validation_split=training.validation_split,
-        split=None if split is None else (split.train, split.val, split.test),
-        schedule=_pairs(training.schedule),
-        early_stopping=_pairs(training.early_stopping),
-        horizontal_flip=training.augmentation.horizontal_flip,
-        translate=training.augmentation.translate,
-        seed=training.seed,
-    )
+def _kernel_shape(layer, input_shape) -> tuple[int, ...]:
+    """A Dense kernel's (in, units) or a Conv2D kernel's (height, width, in, filters): Keras's layout."""
+    if isinstance(layer, dsl_layers.Conv2D):
+        return (*layer.kernel_size, input_shape[-1], layer.filters)
+    return (input_shape[0], layer.units)
+
+
+def _layer_row(op: ir.Op, kind: str, shape: LayerShape) -> ir.LayerRow:
+    return ir.LayerRow(op.name, kind, op.output_attr, shape.output_shape, shape.trainable, shape.non_trainable)
+
+
+def _weight_rows(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
+    """Every weight in Keras's order; those after a Flatten of a feature map, up to its first Dense, say so."""
+    flattened = None
+    for name, (_, layer), shape in zip(names, kinds_and_layers, shapes):
+        if isinstance(layer, dsl_layers.Flatten):
+            flattened = shape.input_shape if len(shape.input_shape) == 3 else None
+        elif isinstance(layer, (dsl_layers.Dense, dsl_layers.Conv2D)):
+            kernel_shape = _kernel_shape(layer, shape.input_shape)
+            yield ir.WeightRow(name, "kernel", kernel_shape, layer.kernel_initializer, flattened)
+            if layer.use_bias:
+                yield ir.WeightRow(name, "bias", kernel_shape[-1:], layer.bias_initializer, None)
+            if isinstance(layer, dsl_layers.Dense):
+                flattened = None
+        elif isinstance(layer, dsl_layers.BatchNorm):
+            for variable, initializer in BATCHNORM_WEIGHTS:
+                yield ir.WeightRow(name, variable, shape.input_shape[-1:], initializer, flattened)
 
 
 def _final_activation(spec: Spec) -> str:
@@ -174,7 +208,7 @@ def _lower_layer(name: str, layer, shape: LayerShape) -> ir.Op:
     if isinstance(layer, dsl_layers.Dropout):
         return ir.DropoutOp(name=name, attrs=(name,), rate=layer.rate)
     if isinstance(layer, dsl_layers.Flatten):
-        return ir.FlattenOp(name=name, attrs=(name,), channels_last=len(shape.input_shape) == 3)
+        return ir.FlattenOp(name=name, attrs=(name,))
     function = layer.name
     return ir.ActivationOp(
         name=name, attrs=(name,), keras_activation=function, torch_activation=ACTIVATION_MODULES[function]

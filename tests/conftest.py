@@ -1,4 +1,4 @@
-"""Shared fixtures. PyTorch is loaded before anything can load TensorFlow (see runtime/frameworks.py)."""
+"""Shared fixtures. PyTorch is loaded before anything can load TensorFlow (see runtime/common/frameworks.py)."""
 
 import os
 from pathlib import Path
@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest -n 2 runs one worker per core: more threads per worker oversubscribe the cores (10x slower steps).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from runtime.frameworks import guard_triton  # noqa: E402
+from runtime.common.frameworks import guard_triton  # noqa: E402
 
 guard_triton()
 

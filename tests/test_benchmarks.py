@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import data as fmnist
-from runtime.training import Recipe, load_splits
+from runtime.common import data as fmnist
+from runtime.common.recipe import Recipe, load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package; bare `pytest` leaves the root off the path

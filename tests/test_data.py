@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import data
-from runtime.data import DataError, FashionMNIST
+from runtime.common import data
+from runtime.common.data import DataError, FashionMNIST
 
 NAMES = tuple(data.CHECKSUMS)
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = NAMES

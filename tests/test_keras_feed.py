@@ -1,20 +1,22 @@
 """The Keras loop's feeds give model.fit runtime.data.batch_order's batches, in that order; its compile choices."""
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
-import torch  # noqa: E402,F401  -- before Keras, see runtime/frameworks.py
+import torch  # noqa: E402,F401  -- before Keras, see runtime/common/frameworks.py
 
 # isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from runtime import keras_training  # noqa: E402
-from runtime import training as tr  # noqa: E402
-from runtime.data import batch_order  # noqa: E402
+from runtime.keras import training as keras_training  # noqa: E402
+from runtime.common import rules, rundir  # noqa: E402
+from runtime.common import recipe as recipe_module  # noqa: E402
+from tests.recipes import make_recipe  # noqa: E402
+from runtime.common.data import batch_order  # noqa: E402
 
-RECIPE = tr.Recipe(optimizer={"name": "sgd"}, batch_size=8, epochs=2, seed=3)
+RECIPE = make_recipe(optimizer={"name": "sgd"}, batch_size=8, epochs=2, seed=3)
 
 
 def _labels_seen_by_fit(feed: keras_training.Batches | keras_training.GraphBatches) -> list[np.ndarray]:
@@ -46,7 +48,7 @@ def test_fit_trains_on_batch_order(feed) -> None:
 def test_the_graph_feed_is_used_on_tensorflow_without_augmentation() -> None:
     images, labels = np.zeros((4, 2, 2, 1), np.float32), np.arange(4)
     assert isinstance(keras_training.training_batches(images, labels, RECIPE), keras_training.GraphBatches)
-    flipped = tr.Recipe(optimizer={"name": "sgd"}, horizontal_flip=True)
+    flipped = make_recipe(optimizer={"name": "sgd"}, horizontal_flip=True)
     assert isinstance(keras_training.training_batches(images, labels, flipped), keras_training.Batches)
 
 
@@ -77,8 +79,8 @@ def _one_epoch(jit: str) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
 
 
 def test_jit_compile_on_compiles_with_xla_and_trains_to_the_same_weights() -> None:
-    assert tr.parse_options(["--jit-compile", "on"], RECIPE, run_dir="runs/x").jit_compile == "on"
-    assert tr.parse_options([], RECIPE, run_dir="runs/x").jit_compile == "auto"
+    assert recipe_module.parse_options(["--jit-compile", "on"], RECIPE, run_dir="runs/x").jit_compile == "on"
+    assert recipe_module.parse_options([], RECIPE, run_dir="runs/x").jit_compile == "auto"
     xla, start, compiled = _one_epoch("on")
     graph, same_start, plain = _one_epoch("off")
     assert xla and not graph

@@ -1,17 +1,18 @@
 """The Keras optimizers follow torch.optim's formulas to rounding, on a toy quadratic in float64."""
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
-import torch  # noqa: E402  -- before Keras, see runtime/frameworks.py
+import torch  # noqa: E402  -- before Keras, see runtime/common/frameworks.py
 
 # isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from runtime import keras_optim, torch_optim  # noqa: E402
-from runtime.parity import keras_precision  # noqa: E402
+from runtime.keras import optim as keras_optim
+from runtime.torch import optim as torch_optim  # noqa: E402
+from runtime.interop.parity import keras_precision  # noqa: E402
 
 CONFIGS = {
     "sgd": {"name": "sgd", "learning_rate": 0.05},

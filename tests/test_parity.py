@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
-import torch  # noqa: E402  -- before Keras, see runtime/frameworks.py
+import torch  # noqa: E402  -- before Keras, see runtime/common/frameworks.py
 
 # isort: split
 import numpy as np  # noqa: E402
@@ -18,7 +18,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from test_weights import architectures, build, build_spec_file  # noqa: E402
 
-from runtime import parity  # noqa: E402
+from runtime.interop import parity  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).with_name("fmnist-dsl"))]
@@ -136,7 +136,7 @@ def test_cli_without_real_data_says_so():
 
 @pytest.mark.parametrize("source,to", [("torch", "keras"), ("torch", "onnx"), ("keras", "torch")])
 def test_export_keeps_predictions(source, to, tmp_path_factory):
-    from runtime import export
+    from runtime.interop import export
 
     package = build(SMALL, tmp_path_factory.mktemp("export"))
     run_dir = tmp_path_factory.mktemp("run")
@@ -152,7 +152,7 @@ def test_export_keeps_predictions(source, to, tmp_path_factory):
 
 
 def test_export_agreement_sees_a_probability_shift():
-    from runtime import export
+    from runtime.interop import export
 
     logits = np.random.default_rng(0).normal(size=(50, 10))
     assert export.agreement("logits", logits, logits + 1e-3)["ok"]  # a constant shift keeps the softmax

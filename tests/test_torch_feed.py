@@ -2,16 +2,18 @@
 
 from types import SimpleNamespace
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from runtime import torch_training  # noqa: E402
-from runtime import training as tr  # noqa: E402
-from runtime.data import batch_order  # noqa: E402
+from runtime.torch import training as torch_training  # noqa: E402
+from runtime.common import rules, rundir  # noqa: E402
+from runtime.common import recipe as recipe_module  # noqa: E402
+from tests.recipes import make_recipe  # noqa: E402
+from runtime.common.data import batch_order  # noqa: E402
 
 COUNT, BATCH = 50, 8
 
@@ -35,7 +37,7 @@ class RecordingStep:
 @pytest.mark.parametrize(("process_index", "num_processes"), [(0, 1), (1, 2)])
 @pytest.mark.parametrize("flip", [False, True])
 def test_each_process_steps_on_its_share_of_batch_order(process_index: int, num_processes: int, flip: bool) -> None:
-    recipe = tr.Recipe(optimizer={"name": "sgd"}, batch_size=BATCH, epochs=2, seed=3, horizontal_flip=flip)
+    recipe = make_recipe(optimizer={"name": "sgd"}, batch_size=BATCH, epochs=2, seed=3, horizontal_flip=flip)
     images = np.arange(COUNT * 4, dtype=np.float32).reshape(COUNT, 2, 2, 1)  # image i holds 4i .. 4i+3
     data = torch_training._Data(images, np.arange(COUNT), torch.device("cpu"))
     step = RecordingStep(process_index, num_processes)

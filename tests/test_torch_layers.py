@@ -2,12 +2,12 @@
 
 import pytest
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
 import torch  # noqa: E402
 
-from runtime.torch_layers import BiasedVarBatchNorm1d, BiasedVarBatchNorm2d  # noqa: E402
+from runtime.torch.layers import BiasedVarBatchNorm1d, BiasedVarBatchNorm2d  # noqa: E402
 
 
 @pytest.mark.parametrize(("layer", "shape"), [(BiasedVarBatchNorm1d, (32, 6)), (BiasedVarBatchNorm2d, (8, 3, 5, 5))])
@@ -28,7 +28,7 @@ def test_running_statistics_move_toward_the_biased_batch_statistics(layer, shape
 
 def test_channels_last_training_layout_keeps_the_values_and_the_saved_weights() -> None:
     from generated.lenet5 import build_torch_model
-    from runtime.torch_training import _channels_last
+    from runtime.torch.training import _channels_last
 
     torch.manual_seed(0)
     plain = build_torch_model().eval()

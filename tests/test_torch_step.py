@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
 import torch  # noqa: E402
@@ -12,9 +12,9 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState  # noqa: E402
 from torch import nn  # noqa: E402
 
-from runtime import torch_optim  # noqa: E402
-from runtime.losses import torch_loss  # noqa: E402
-from runtime.torch_step import WARMUP_STEPS, TrainStep, graphs_possible, plain_optimizer  # noqa: E402
+from runtime.torch import optim as torch_optim  # noqa: E402
+from runtime.torch.losses import loss_function as torch_loss  # noqa: E402
+from runtime.torch.step import WARMUP_STEPS, TrainStep, graphs_possible, plain_optimizer  # noqa: E402
 
 BATCH = 16
 

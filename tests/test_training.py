@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime import data as fmnist
-from runtime import training as tr
+from runtime.common import data as fmnist
+from runtime.common import rules, rundir
+from runtime.common import recipe as recipe_module
+from tests.recipes import make_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
@@ -156,28 +158,29 @@ def _tiny_splits(n: int = 64) -> fmnist.Splits:
 def test_nan_loss_stops_torch_with_a_clear_message(tmp_path: Path) -> None:
     import torch
 
-    from runtime import torch_training
+    from runtime.torch import training as torch_training
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    recipe = tr.Recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
+    recipe = make_recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
 
     def nan_loss(output, labels):
         return torch.nn.functional.cross_entropy(output, labels) * float("nan")
 
-    with pytest.raises(tr.NonFiniteLossError, match="loss became nan in epoch"):
+    with pytest.raises(rules.NonFiniteLossError, match="loss became nan in epoch"):
         torch_training.fit(model, optimizer, nan_loss, _tiny_splits(), recipe, tmp_path, progress=False)
 
 
 KERAS_NAN = """
 import numpy as np, keras
-from runtime import keras_training, training as tr
-from runtime.data import Splits
+from runtime.keras import training as keras_training
+from runtime.common.data import Splits
+from tests.recipes import make_recipe
 x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32); y = np.arange(64) % 10
 model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
 model.compile(keras.optimizers.SGD(0.1), lambda labels, output: keras.ops.mean(output) * float("nan"),
               metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-recipe = tr.Recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
+recipe = make_recipe(optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=16, epochs=3)
 keras_training.fit(model, Splits(x, y, x[:0], y[:0], x, y), recipe, __import__("sys").argv[1])
 """
 
@@ -193,23 +196,24 @@ def test_build_emits_training_scripts_holding_the_recipe(tmp_path: Path) -> None
     from compilers.project import build_packages
 
     files = build_packages([carved_split_spec(tmp_path)])[0].files
-    for name in ("train_torch.py", "train_keras.py"):
+    assert '"split": (58200, 900, 900)' in files["__init__.py"] and '"patience": 12' in files["__init__.py"]
+    for name in ("train_torch.py", "train_keras.py"):  # the recipe is printed once, in __init__.py
         compile(files[name], name, "exec")
-        assert "split=(58200, 900, 900)" in files[name] and '"patience": 12' in files[name]
+        assert "Recipe.from_dict(RECIPE)" in files[name] and "patience" not in files[name]
 
 
 def test_schedules_and_stopping_rules() -> None:
-    recipe = tr.Recipe(
+    recipe = make_recipe(
         optimizer={"learning_rate": 0.1}, epochs=10, schedule={"name": "step", "step_size": 3, "gamma": 0.5}
     )
-    assert [tr.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
-    cosine = tr.Recipe(
+    assert [rules.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
+    cosine = make_recipe(
         optimizer={"learning_rate": 0.1}, epochs=4, schedule={"name": "cosine", "min_learning_rate": 0.0}
     )
-    assert tr.scheduled_lr(cosine, 0) == 0.1 and math.isclose(tr.scheduled_lr(cosine, 2), 0.05)
-    plateau = tr.Plateau(factor=0.5, patience=2, min_learning_rate=0.01)
+    assert rules.scheduled_lr(cosine, 0) == 0.1 and math.isclose(rules.scheduled_lr(cosine, 2), 0.05)
+    plateau = rules.Plateau(factor=0.5, patience=2, min_learning_rate=0.01)
     assert [plateau.step(v, 0.1) for v in (1.0, 1.0, 1.0)] == [0.1, 0.1, 0.05]
-    stop = tr.EarlyStop(patience=2)
+    stop = rules.EarlyStop(patience=2)
     assert [stop.step(v, e) for e, v in enumerate((1.0, 0.9, 0.95, 0.95))] == [
         (True, False),
         (True, False),
@@ -219,8 +223,8 @@ def test_schedules_and_stopping_rules() -> None:
 
 
 def test_json_writes_are_atomic_and_unwritable_folders_are_refused(tmp_path: Path) -> None:
-    tr.write_json(tmp_path / "a.json", {"x": 1})
+    rundir.write_json(tmp_path / "a.json", {"x": 1})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1} and len(list(tmp_path.iterdir())) == 1
     (tmp_path / "file").write_text("")
-    with pytest.raises(tr.RunDirError, match="not writable"):
-        tr.prepare_run_dir(tmp_path / "file" / "run")
+    with pytest.raises(rundir.RunDirError, match="not writable"):
+        rundir.prepare_run_dir(tmp_path / "file" / "run")

@@ -3,10 +3,10 @@
 import itertools
 from pathlib import Path
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
 guard_triton()
-import torch  # noqa: E402  -- before Keras, see runtime/frameworks.py
+import torch  # noqa: E402  -- before Keras, see runtime/common/frameworks.py
 
 # isort: split
 import numpy as np  # noqa: E402
@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from compilers.project import build_and_import  # noqa: E402
 from dsl import SpecError, parse_spec  # noqa: E402
-from runtime import parity, weights  # noqa: E402
+from runtime.interop import parity, weights  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 _names = itertools.count()

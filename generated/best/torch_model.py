@@ -5,8 +5,8 @@
 import torch
 from torch import nn
 
-from runtime import torch_init
-from runtime.torch_layers import BiasedVarBatchNorm1d, BiasedVarBatchNorm2d
+from runtime.torch import init as torch_init
+from runtime.torch.layers import BiasedVarBatchNorm1d, BiasedVarBatchNorm2d
 
 
 class Best(nn.Module):
@@ -73,7 +73,7 @@ class Best(nn.Module):
         x = self.act4(x)
         x = self.pool2(x)
         x = self.dropout2(x)
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.bn5(x)
         x = self.act5(x)

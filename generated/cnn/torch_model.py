@@ -5,7 +5,7 @@
 import torch
 from torch import nn
 
-from runtime.torch_layers import BiasedVarBatchNorm2d
+from runtime.torch.layers import BiasedVarBatchNorm2d
 
 
 class Cnn(nn.Module):
@@ -52,7 +52,7 @@ class Cnn(nn.Module):
         x = self.act2(x)
         x = self.pool2(x)
         x = self.dropout1(x)
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.fc1_act(x)
         x = self.dropout2(x)

@@ -6,16 +6,67 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+NAME = "cnn_logsoftmax"
 SPEC_SHA256 = "a842b9a8985c49611f1066c09e99492a2180638628a316a2ccdbb691d5f3c6b8"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
 OUTPUT = "log_probabilities"
 TRAINABLE_PARAMETERS = 421674
 NON_TRAINABLE_PARAMETERS = 64
 
+# The training recipe, every default filled in (runtime.common.recipe.Recipe reads it).
+RECIPE = {
+    "optimizer": {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-08,
+        "weight_decay": 0.0,
+    },
+    "batch_size": 128,
+    "epochs": 12,
+    "validation_split": 0.1,
+    "split": None,
+    "schedule": {"name": "step", "step_size": 5, "gamma": 0.3},
+    "early_stopping": None,
+    "horizontal_flip": False,
+    "translate": 0,
+    "seed": 0,
+}
+
+# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+LAYERS = (
+    ("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
+    ("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
+    ("act1", "Activation", "act1", (28, 28, 32), 0, 0),
+    ("conv2", "Conv2D", "conv2_act", (14, 14, 64), 18496, 0),
+    ("pool1", "MaxPool", "pool1", (7, 7, 64), 0, 0),
+    ("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
+    ("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
+    ("fc1", "Dense", "fc1_act", (128,), 401536, 0),
+    ("fc2", "Dense", "fc2_act", (10,), 1290, 0),
+)
+
+# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
+WEIGHTS = (
+    ("conv1", "kernel", (3, 3, 1, 32), "glorot_uniform", None),
+    ("bn1", "gamma", (32,), "ones", None),
+    ("bn1", "beta", (32,), "zeros", None),
+    ("bn1", "moving_mean", (32,), "zeros", None),
+    ("bn1", "moving_variance", (32,), "ones", None),
+    ("conv2", "kernel", (3, 3, 32, 64), "he_uniform", None),
+    ("conv2", "bias", (64,), "zeros", None),
+    ("fc1", "kernel", (3136, 128), "glorot_uniform", (7, 7, 64)),
+    ("fc1", "bias", (128,), "zeros", None),
+    ("fc2", "kernel", (128, 10), "glorot_uniform", None),
+    ("fc2", "bias", (10,), "zeros", None),
+)
+
 
 def build_torch_model():
     """A freshly initialised PyTorch `CnnLogsoftmax` taking NCHW input."""
-    from runtime.frameworks import guard_triton
+    from runtime.common.frameworks import guard_triton
 
     guard_triton()  # PyTorch may load triton later, which crashes once TensorFlow is loaded
     from .torch_model import CnnLogsoftmax

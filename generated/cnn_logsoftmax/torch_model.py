@@ -5,7 +5,7 @@
 import torch
 from torch import nn
 
-from runtime.torch_layers import BiasedVarBatchNorm2d
+from runtime.torch.layers import BiasedVarBatchNorm2d
 
 
 class CnnLogsoftmax(nn.Module):
@@ -48,7 +48,7 @@ class CnnLogsoftmax(nn.Module):
         x = self.conv2_act(x)
         x = self.pool1(x)
         x = self.dropout1(x)
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.fc1_act(x)
         x = self.fc2(x)

@@ -6,16 +6,64 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+NAME = "lenet5"
 SPEC_SHA256 = "c04db47e9d38e9f371e018646b9fdcaca0f185052ea84b60f6f2fb465249059c"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
 OUTPUT = "probabilities"
 TRAINABLE_PARAMETERS = 61706
 NON_TRAINABLE_PARAMETERS = 0
 
+# The training recipe, every default filled in (runtime.common.recipe.Recipe reads it).
+RECIPE = {
+    "optimizer": {
+        "name": "sgd",
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 0.0,
+    },
+    "batch_size": 128,
+    "epochs": 20,
+    "validation_split": 0.1,
+    "split": None,
+    "schedule": {"name": "cosine", "min_learning_rate": 0.0},
+    "early_stopping": None,
+    "horizontal_flip": False,
+    "translate": 0,
+    "seed": 0,
+}
+
+# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+LAYERS = (
+    ("conv1", "Conv2D", "conv1_act", (28, 28, 6), 156, 0),
+    ("pool1", "MaxPool", "pool1", (14, 14, 6), 0, 0),
+    ("conv2", "Conv2D", "conv2_act", (10, 10, 16), 2416, 0),
+    ("pool2", "MaxPool", "pool2", (5, 5, 16), 0, 0),
+    ("flatten1", "Flatten", "flatten1", (400,), 0, 0),
+    ("fc1", "Dense", "fc1_act", (120,), 48120, 0),
+    ("fc2", "Dense", "fc2_act", (84,), 10164, 0),
+    ("fc3", "Dense", "fc3_act", (10,), 850, 0),
+)
+
+# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
+WEIGHTS = (
+    ("conv1", "kernel", (5, 5, 1, 6), "glorot_uniform", None),
+    ("conv1", "bias", (6,), "zeros", None),
+    ("conv2", "kernel", (5, 5, 6, 16), "glorot_uniform", None),
+    ("conv2", "bias", (16,), "zeros", None),
+    ("fc1", "kernel", (400, 120), "glorot_uniform", (5, 5, 16)),
+    ("fc1", "bias", (120,), "zeros", None),
+    ("fc2", "kernel", (120, 84), "glorot_uniform", None),
+    ("fc2", "bias", (84,), "zeros", None),
+    ("fc3", "kernel", (84, 10), "glorot_uniform", None),
+    ("fc3", "bias", (10,), "zeros", None),
+)
+
 
 def build_torch_model():
     """A freshly initialised PyTorch `Lenet5` taking NCHW input."""
-    from runtime.frameworks import guard_triton
+    from runtime.common.frameworks import guard_triton
 
     guard_triton()  # PyTorch may load triton later, which crashes once TensorFlow is loaded
     from .torch_model import Lenet5

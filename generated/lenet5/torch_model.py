@@ -47,7 +47,7 @@ class Lenet5(nn.Module):
         x = self.conv2(x)
         x = self.conv2_act(x)
         x = self.pool2(x)
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.fc1_act(x)
         x = self.fc2(x)

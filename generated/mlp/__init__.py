@@ -6,16 +6,79 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+NAME = "mlp"
 SPEC_SHA256 = "d2568fbbc290bf9bad4bf534d48953dd3f46b61b4daaa1bb6c0d26f978613e94"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
 OUTPUT = "probabilities"
 TRAINABLE_PARAMETERS = 272060
 NON_TRAINABLE_PARAMETERS = 900
 
+# The training recipe, every default filled in (runtime.common.recipe.Recipe reads it).
+RECIPE = {
+    "optimizer": {
+        "name": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 0.0,
+    },
+    "batch_size": 32,
+    "epochs": 5,
+    "validation_split": 0.1,
+    "split": None,
+    "schedule": {"name": "cosine", "min_learning_rate": 0.0},
+    "early_stopping": None,
+    "horizontal_flip": False,
+    "translate": 0,
+    "seed": 0,
+}
+
+# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+LAYERS = (
+    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    ("fc1", "Dense", "fc1", (300,), 235500, 0),
+    ("bn1", "BatchNorm", "bn1", (300,), 600, 600),
+    ("act1", "Activation", "act1", (300,), 0, 0),
+    ("fc2", "Dense", "fc2", (100,), 30100, 0),
+    ("bn2", "BatchNorm", "bn2", (100,), 200, 200),
+    ("act2", "Activation", "act2", (100,), 0, 0),
+    ("dropout1", "Dropout", "dropout1", (100,), 0, 0),
+    ("fc3", "Dense", "fc3", (50,), 5050, 0),
+    ("bn3", "BatchNorm", "bn3", (50,), 100, 100),
+    ("act3", "Activation", "act3", (50,), 0, 0),
+    ("dropout2", "Dropout", "dropout2", (50,), 0, 0),
+    ("fc4", "Dense", "fc4_act", (10,), 510, 0),
+)
+
+# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
+WEIGHTS = (
+    ("fc1", "kernel", (784, 300), "glorot_uniform", (28, 28, 1)),
+    ("fc1", "bias", (300,), "zeros", None),
+    ("bn1", "gamma", (300,), "ones", None),
+    ("bn1", "beta", (300,), "zeros", None),
+    ("bn1", "moving_mean", (300,), "zeros", None),
+    ("bn1", "moving_variance", (300,), "ones", None),
+    ("fc2", "kernel", (300, 100), "glorot_uniform", None),
+    ("fc2", "bias", (100,), "zeros", None),
+    ("bn2", "gamma", (100,), "ones", None),
+    ("bn2", "beta", (100,), "zeros", None),
+    ("bn2", "moving_mean", (100,), "zeros", None),
+    ("bn2", "moving_variance", (100,), "ones", None),
+    ("fc3", "kernel", (100, 50), "glorot_uniform", None),
+    ("fc3", "bias", (50,), "zeros", None),
+    ("bn3", "gamma", (50,), "ones", None),
+    ("bn3", "beta", (50,), "zeros", None),
+    ("bn3", "moving_mean", (50,), "zeros", None),
+    ("bn3", "moving_variance", (50,), "ones", None),
+    ("fc4", "kernel", (50, 10), "glorot_uniform", None),
+    ("fc4", "bias", (10,), "zeros", None),
+)
+
 
 def build_torch_model():
     """A freshly initialised PyTorch `Mlp` taking NCHW input."""
-    from runtime.frameworks import guard_triton
+    from runtime.common.frameworks import guard_triton
 
     guard_triton()  # PyTorch may load triton later, which crashes once TensorFlow is loaded
     from .torch_model import Mlp

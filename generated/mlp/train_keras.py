@@ -3,56 +3,40 @@
 """Train `mlp` with Keras by its spec's training recipe.
 
 Run from the repository root: `python -m generated.mlp.train_keras [--epochs N] [--run-dir DIR]`
-(`--help` lists every flag). `model.fit` runs with the callbacks of runtime.keras_training, fed the in-memory
-arrays in the order runtime.data.batch_order gives both frameworks (gathered inside the tf.data graph on TensorFlow).
+(`--help` lists every flag). `model.fit` runs with the callbacks of runtime.keras.training, fed the in-memory
+arrays in the order runtime.common.data.batch_order gives both frameworks, from the weights
+runtime.common.initial_weights draws for the seed, as the PyTorch script does.
 """
 
 from pathlib import Path
 
 import keras
 
-from runtime import keras_optim, keras_training
-from runtime.losses import keras_loss
-from runtime.training import Recipe, load_splits, parse_options
+from runtime.common.recipe import Recipe, load_splits, parse_options
+from runtime.keras import init, optim, training
+from runtime.keras.losses import loss_function
 
-from . import OUTPUT, build_keras_model
+from . import OUTPUT, RECIPE, WEIGHTS, build_keras_model
 
 SPEC_FILE = Path(__file__).with_name("spec.json")
-RECIPE = Recipe(
-    optimizer={
-        "name": "sgd",
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "nesterov": True,
-        "weight_decay": 0.0,
-    },
-    batch_size=32,
-    epochs=5,
-    validation_split=0.1,
-    split=None,
-    schedule={"name": "cosine", "min_learning_rate": 0.0},
-    early_stopping=None,
-    horizontal_flip=False,
-    translate=0,
-    seed=0,
-)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, checkpoint and evaluate into RUN_DIR/keras; returns the test metrics."""
-    options = parse_options(argv, RECIPE, run_dir="runs/mlp")
+    options = parse_options(argv, Recipe.from_dict(RECIPE), run_dir="runs/mlp")
     recipe = options.recipe
     splits = load_splits(recipe, options.data_dir, options.train_limit)
-    keras.utils.set_random_seed(recipe.seed)
+    keras.utils.set_random_seed(recipe.seed)  # dropout masks
     model = build_keras_model()
+    init.load_initial_weights(model, WEIGHTS, recipe.seed)
     model.compile(
-        optimizer=keras_optim.from_config(recipe.optimizer),
-        loss=keras_loss(OUTPUT),
+        optimizer=optim.from_config(recipe.optimizer),
+        loss=loss_function(OUTPUT),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=keras_training.STEPS_PER_EXECUTION,
-        jit_compile=keras_training.jit_compile(options.jit_compile),
+        steps_per_execution=training.STEPS_PER_EXECUTION,
+        jit_compile=training.jit_compile(options.jit_compile),
     )
-    return keras_training.fit(
+    return training.fit(
         model, splits, recipe, options.run_dir / "keras", spec_file=SPEC_FILE, resume=options.resume
     )
 

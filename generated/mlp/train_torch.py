@@ -3,53 +3,34 @@
 """Train `mlp` with PyTorch by its spec's training recipe.
 
 Run from the repository root: `python -m generated.mlp.train_torch [--epochs N] [--run-dir DIR]`
-(`--help` lists every flag). The loop lives in runtime.torch_training: accelerate places model and
-data, batches are cut by index in the order runtime.data.batch_order gives both frameworks, and the
-model starts from the weights Keras draws for the seed (runtime.weights.start_from_keras_init).
+(`--help` lists every flag). The loop lives in runtime.torch.training: accelerate places model and data,
+batches are cut by index in the order runtime.common.data.batch_order gives both frameworks, and the model
+starts from the weights runtime.common.initial_weights draws for the seed, as the Keras script does.
 """
 
 from pathlib import Path
 
-from runtime import torch_optim, torch_training, weights
-from runtime.losses import torch_loss
-from runtime.training import Recipe, load_splits, parse_options
+from runtime.common.recipe import Recipe, load_splits, parse_options
+from runtime.torch import init, optim, training
+from runtime.torch.losses import loss_function
 
-from . import OUTPUT, build_keras_model, build_torch_model
+from . import OUTPUT, RECIPE, WEIGHTS, build_torch_model
 
 SPEC_FILE = Path(__file__).with_name("spec.json")
-RECIPE = Recipe(
-    optimizer={
-        "name": "sgd",
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "nesterov": True,
-        "weight_decay": 0.0,
-    },
-    batch_size=32,
-    epochs=5,
-    validation_split=0.1,
-    split=None,
-    schedule={"name": "cosine", "min_learning_rate": 0.0},
-    early_stopping=None,
-    horizontal_flip=False,
-    translate=0,
-    seed=0,
-)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train, checkpoint and evaluate into RUN_DIR/torch; returns the test metrics."""
-    options = parse_options(argv, RECIPE, run_dir="runs/mlp")
+    options = parse_options(argv, Recipe.from_dict(RECIPE), run_dir="runs/mlp")
     recipe = options.recipe
     splits = load_splits(recipe, options.data_dir, options.train_limit)
-    torch_training.seed_everything(recipe.seed)
+    training.seed_everything(recipe.seed)
     model = build_torch_model()
-    weights.start_from_keras_init(model, build_keras_model, recipe.seed)
-    optimizer = torch_optim.from_config(model.parameters(), recipe.optimizer)
-    return torch_training.fit(
+    init.load_initial_weights(model, WEIGHTS, recipe.seed)
+    return training.fit(
         model,
-        optimizer,
-        torch_loss(OUTPUT),
+        optim.from_config(model.parameters(), recipe.optimizer),
+        loss_function(OUTPUT),
         splits,
         recipe,
         options.run_dir / "torch",

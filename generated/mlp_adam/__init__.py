@@ -6,16 +6,78 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+NAME = "mlp_adam"
 SPEC_SHA256 = "fd6c71fee0f57632febed3fe86ffcf23d03e0a89b1efd91ddeeef80420ad339f"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
 OUTPUT = "probabilities"
 TRAINABLE_PARAMETERS = 111370
 NON_TRAINABLE_PARAMETERS = 448
 
+# The training recipe, every default filled in (runtime.common.recipe.Recipe reads it).
+RECIPE = {
+    "optimizer": {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-08,
+        "weight_decay": 0.0,
+    },
+    "batch_size": 64,
+    "epochs": 30,
+    "validation_split": 0.1,
+    "split": None,
+    "schedule": {"name": "cosine", "min_learning_rate": 0.0},
+    "early_stopping": {"patience": 12, "restore_best_weights": True},
+    "horizontal_flip": False,
+    "translate": 0,
+    "seed": 0,
+}
+
+# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+LAYERS = (
+    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    ("fc1", "Dense", "fc1", (128,), 100352, 0),
+    ("bn1", "BatchNorm", "bn1", (128,), 256, 256),
+    ("act1", "Activation", "act1", (128,), 0, 0),
+    ("dropout1", "Dropout", "dropout1", (128,), 0, 0),
+    ("fc2", "Dense", "fc2", (64,), 8192, 0),
+    ("bn2", "BatchNorm", "bn2", (64,), 128, 128),
+    ("act2", "Activation", "act2", (64,), 0, 0),
+    ("dropout2", "Dropout", "dropout2", (64,), 0, 0),
+    ("fc3", "Dense", "fc3", (32,), 2048, 0),
+    ("bn3", "BatchNorm", "bn3", (32,), 64, 64),
+    ("act3", "Activation", "act3", (32,), 0, 0),
+    ("dropout3", "Dropout", "dropout3", (32,), 0, 0),
+    ("fc4", "Dense", "fc4_act", (10,), 330, 0),
+)
+
+# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
+WEIGHTS = (
+    ("fc1", "kernel", (784, 128), "he_normal", (28, 28, 1)),
+    ("bn1", "gamma", (128,), "ones", None),
+    ("bn1", "beta", (128,), "zeros", None),
+    ("bn1", "moving_mean", (128,), "zeros", None),
+    ("bn1", "moving_variance", (128,), "ones", None),
+    ("fc2", "kernel", (128, 64), "he_normal", None),
+    ("bn2", "gamma", (64,), "ones", None),
+    ("bn2", "beta", (64,), "zeros", None),
+    ("bn2", "moving_mean", (64,), "zeros", None),
+    ("bn2", "moving_variance", (64,), "ones", None),
+    ("fc3", "kernel", (64, 32), "he_normal", None),
+    ("bn3", "gamma", (32,), "ones", None),
+    ("bn3", "beta", (32,), "zeros", None),
+    ("bn3", "moving_mean", (32,), "zeros", None),
+    ("bn3", "moving_variance", (32,), "ones", None),
+    ("fc4", "kernel", (32, 10), "glorot_uniform", None),
+    ("fc4", "bias", (10,), "zeros", None),
+)
+
 
 def build_torch_model():
     """A freshly initialised PyTorch `MlpAdam` taking NCHW input."""
-    from runtime.frameworks import guard_triton
+    from runtime.common.frameworks import guard_triton
 
     guard_triton()  # PyTorch may load triton later, which crashes once TensorFlow is loaded
     from .torch_model import MlpAdam

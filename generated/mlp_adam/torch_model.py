@@ -5,8 +5,8 @@
 import torch
 from torch import nn
 
-from runtime import torch_init
-from runtime.torch_layers import BiasedVarBatchNorm1d
+from runtime.torch import init as torch_init
+from runtime.torch.layers import BiasedVarBatchNorm1d
 
 
 class MlpAdam(nn.Module):
@@ -41,7 +41,7 @@ class MlpAdam(nn.Module):
         nn.init.zeros_(self.fc4.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.bn1(x)
         x = self.act1(x)

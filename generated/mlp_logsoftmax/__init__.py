@@ -6,16 +6,58 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+NAME = "mlp_logsoftmax"
 SPEC_SHA256 = "0ee248083e81ef439bc3e0a3c1d5a7e3f18da61c8e7faab9bee2d33345dffe5c"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
 OUTPUT = "log_probabilities"
 TRAINABLE_PARAMETERS = 235146
 NON_TRAINABLE_PARAMETERS = 0
 
+# The training recipe, every default filled in (runtime.common.recipe.Recipe reads it).
+RECIPE = {
+    "optimizer": {
+        "name": "sgd",
+        "learning_rate": 0.05,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    },
+    "batch_size": 64,
+    "epochs": 10,
+    "validation_split": 0.1,
+    "split": None,
+    "schedule": None,
+    "early_stopping": None,
+    "horizontal_flip": False,
+    "translate": 0,
+    "seed": 0,
+}
+
+# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+LAYERS = (
+    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    ("fc1", "Dense", "fc1_act", (256,), 200960, 0),
+    ("dropout1", "Dropout", "dropout1", (256,), 0, 0),
+    ("fc2", "Dense", "fc2_act", (128,), 32896, 0),
+    ("fc3", "Dense", "fc3", (10,), 1290, 0),
+    ("act1", "Activation", "act1", (10,), 0, 0),
+)
+
+# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
+WEIGHTS = (
+    ("fc1", "kernel", (784, 256), "glorot_uniform", (28, 28, 1)),
+    ("fc1", "bias", (256,), "zeros", None),
+    ("fc2", "kernel", (256, 128), "glorot_uniform", None),
+    ("fc2", "bias", (128,), "zeros", None),
+    ("fc3", "kernel", (128, 10), "glorot_uniform", None),
+    ("fc3", "bias", (10,), "zeros", None),
+)
+
 
 def build_torch_model():
     """A freshly initialised PyTorch `MlpLogsoftmax` taking NCHW input."""
-    from runtime.frameworks import guard_triton
+    from runtime.common.frameworks import guard_triton
 
     guard_triton()  # PyTorch may load triton later, which crashes once TensorFlow is loaded
     from .torch_model import MlpLogsoftmax

@@ -32,7 +32,7 @@ class MlpLogsoftmax(nn.Module):
         nn.init.zeros_(self.fc3.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.flatten1(x.permute(0, 2, 3, 1))  # channels-last order, as Keras flattens
+        x = self.flatten1(x)
         x = self.fc1(x)
         x = self.fc1_act(x)
         x = self.dropout1(x)

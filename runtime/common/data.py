@@ -320,9 +320,3 @@ def random_translate(batch: np.ndarray, rng: np.random.Generator, max_pixels: in
     cols = np.arange(w)[None, :] + m - dx[:, None]
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
-
-def to_channels_first(x: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) -> contiguous float32 (N, C, H, W), the layout PyTorch expects."""
-    if x.ndim != 4:
-        raise ValueError(f"expected (N, H, W, C), got shape {x.shape}")
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)

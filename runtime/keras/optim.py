@@ -20,8 +20,7 @@ def _const(value: float, dtype):
 class SGD(keras.optimizers.Optimizer):
     """torch.optim.SGD: buf = momentum * buf + g; p -= lr * (g + momentum * buf if nesterov else buf)."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, name="sgd", **kwargs):
-        kwargs.pop("weight_decay", None)
+    def __init__(self, *, learning_rate, momentum, nesterov, weight_decay, name="sgd", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, weight_decay=None, **kwargs)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
@@ -57,10 +56,7 @@ class SGD(keras.optimizers.Optimizer):
 class Adam(keras.optimizers.Optimizer):
     """torch.optim.Adam: p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), g = grad + wd * p."""
 
-    def __init__(
-        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0, name="adam", **kwargs
-    ):
-        kwargs.pop("weight_decay", None)
+    def __init__(self, *, learning_rate, beta_1, beta_2, epsilon, weight_decay, name="adam", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, weight_decay=None, **kwargs)
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
         self.epsilon = float(epsilon)
@@ -97,17 +93,15 @@ class Adam(keras.optimizers.Optimizer):
         return config
 
 
-def from_config(config: dict) -> keras.optimizers.Optimizer:
-    """SGD or Adam from the spec's optimizer section as a dict.
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 
+
+def from_config(config: dict) -> keras.optimizers.Optimizer:
+    """SGD or Adam from the spec's optimizer section, complete as the DSL fills it in:
     {"name": "sgd", learning_rate, momentum, nesterov, weight_decay} or
-    {"name": "adam", learning_rate, beta_1, beta_2, epsilon, weight_decay}; missing keys take the DSL's defaults.
+    {"name": "adam", learning_rate, beta_1, beta_2, epsilon, weight_decay}.
     """
-    name = config.get("name")
-    if name == "sgd":
-        keys = ("learning_rate", "momentum", "nesterov", "weight_decay")
-        return SGD(**{key: config[key] for key in keys if key in config})
-    if name == "adam":
-        keys = ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")
-        return Adam(**{key: config[key] for key in keys if key in config})
-    raise ValueError(f"unknown optimizer {name!r}: expected 'sgd' or 'adam'")
+    name = config["name"]
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: expected 'sgd' or 'adam'")
+    return OPTIMIZERS[name](**{key: value for key, value in config.items() if key != "name"})

@@ -1,4 +1,4 @@
-"""Keras's weight initialisers for PyTorch tensors, for the cases nn.init does not match.
+"""Keras's weight initialisers for PyTorch tensors where nn.init does not match, and a seed's initial weights.
 
 Fans follow Keras: a 1-D tensor has fan_in = fan_out = its length; a Linear weight (out, in) and a
 Conv2d weight (out, in, h, w) have the same fans as their Keras kernels (in, out) and (h, w, in, out).
@@ -8,12 +8,11 @@ import math
 
 import torch
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
+from runtime.common.initial_weights import TRUNCATED_NORMAL_STD, initial_weights
+from runtime.common.layouts import TORCH_NAMES, to_torch_layout
 
-guard_triton()  # before anything loads triton lazily (see runtime/frameworks.py)
-
-# Keras's truncated normal draws within two standard deviations and rescales by this to keep the variance.
-TRUNCATED_NORMAL_STD = 0.87962566103423978
+guard_triton()  # before anything loads triton lazily (see runtime/common/frameworks.py)
 
 
 def fans(tensor: torch.Tensor) -> tuple[int, int]:
@@ -46,3 +45,14 @@ def he_normal_(tensor: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def zeros_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.zero_()
+
+
+@torch.no_grad()
+def load_initial_weights(model: torch.nn.Module, rows, seed: int) -> None:
+    """Give `model` the weights runtime.common.initial_weights draws for `seed` (the Keras loop loads the same).
+
+    `rows` is the generated package's WEIGHTS table; each array goes to PyTorch's layout on the way in.
+    """
+    for (layer, variable, _, _, flattened), values in initial_weights(rows, seed):
+        tensor = getattr(getattr(model, layer), TORCH_NAMES[variable])
+        tensor.copy_(torch.from_numpy(to_torch_layout(values, flattened)))

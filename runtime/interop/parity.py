@@ -1,6 +1,6 @@
 """Numerical parity of a generated package's PyTorch and Keras models: forward, gradients, a trajectory.
 
-Call `runtime.frameworks.guard_triton()` and import torch before Keras in the calling process.
+Call `runtime.common.frameworks.guard_triton()` and import torch before Keras in the calling process.
 PyTorch's freshly drawn weights are copied into Keras, so both sides start from the same point.
 """
 
@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from runtime import keras_optim, torch_optim, weights
-from runtime.losses import keras_loss, torch_loss
+from runtime.common.layouts import to_channels_first, to_channels_last
+from runtime.interop import weights
 
 FORWARD_TOL, GRADIENT_TOL, LOSS_TOL, WEIGHT_TOL = 1e-5, 1e-4, 1e-3, 1e-3
 SCALE_FLOOR = 1e-3
@@ -83,11 +83,6 @@ def rel_diffs(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, floa
     return result
 
 
-def nhwc(array: np.ndarray) -> np.ndarray:
-    """A PyTorch NCHW output in Keras's NHWC layout; other ranks unchanged."""
-    return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
-
-
 def set_dropout_off(torch_model, keras_model) -> None:
     """Rate 0 on every Dropout of both models, so train-mode passes are deterministic."""
     import keras
@@ -141,10 +136,10 @@ def torch_forward(torch_model, images: np.ndarray, attrs: list[str] = ()) -> tup
     torch_model.eval()
     dtype = next(torch_model.parameters()).dtype
     with torch.no_grad():
-        out = torch_model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(dtype))
+        out = torch_model(torch.from_numpy(to_channels_first(images)).to(dtype))
     for hook in hooks:
         hook.remove()
-    return out.numpy(), {attr: nhwc(value.numpy()) for attr, value in seen.items()}
+    return out.numpy(), {attr: to_channels_last(value.numpy()) for attr, value in seen.items()}
 
 
 def keras_layer_outputs(keras_model, images: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
@@ -176,8 +171,10 @@ def torch_step_grads(torch_model, output: str, images: np.ndarray, labels: np.nd
     torch_model.train()
     torch_model.zero_grad()
     dtype = next(torch_model.parameters()).dtype
-    out = torch_model(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(dtype))
-    loss = torch_loss(output)(out, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+    out = torch_model(torch.from_numpy(to_channels_first(images)).to(dtype))
+    from runtime.torch.losses import loss_function
+
+    loss = loss_function(output)(out, torch.from_numpy(np.asarray(labels, dtype=np.int64)))
     loss.backward()
     return out.detach().numpy(), float(loss.detach())
 
@@ -187,9 +184,11 @@ def keras_step_grads(keras_model, output: str, images: np.ndarray, labels: np.nd
     import keras
     import tensorflow as tf  # the Keras backend here; GradientTape is its gradient
 
+    from runtime.keras.losses import loss_function
+
     with tf.GradientTape() as tape:
         out = keras_model(images.astype(keras_model.dtype), training=True)
-        loss = keras_loss(output)(labels, out)
+        loss = loss_function(output)(labels, out)
     grads = tape.gradient(loss, keras_model.trainable_variables)
     return keras.ops.convert_to_numpy(out), float(loss), grads
 
@@ -217,7 +216,7 @@ def gradient_check(package, data: ParityData, batch: int = 64) -> dict[str, floa
     by_variable = {id(v): g for v, g in zip(keras_model.trainable_variables, grads, strict=True)}
     return rel_diffs(
         {
-            p.label: (weights.torch_array(p.torch_tensor.grad), np.asarray(by_variable[id(p.keras_variable)]))
+            p.label: (weights.torch_array(p, p.torch_tensor.grad), np.asarray(by_variable[id(p.keras_variable)]))
             for p in weights.tensor_pairs(torch_model, keras_model)
             if id(p.keras_variable) in by_variable
         }
@@ -226,6 +225,9 @@ def gradient_check(package, data: ParityData, batch: int = 64) -> dict[str, floa
 
 def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: int = 32, seed: int = 0):
     """Per-step loss relative differences and the final weights' largest relative difference, in float64."""
+    from runtime.keras import optim as keras_optim
+    from runtime.torch import optim as torch_optim
+
     torch_model, keras_model = build_pair(package, "float64")
     set_dropout_off(torch_model, keras_model)
     torch_opt = torch_optim.from_config(torch_model.parameters(), optimizer)
@@ -244,7 +246,7 @@ def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: in
         losses.append((torch_value, keras_value))
     final = rel_diffs(
         {
-            p.label: (weights.torch_array(p.torch_tensor), p.keras_variable.numpy())
+            p.label: (weights.torch_array(p), p.keras_variable.numpy())
             for p in weights.tensor_pairs(torch_model, keras_model)
         }
     )

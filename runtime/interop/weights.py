@@ -1,8 +1,9 @@
 """Copy weights between the PyTorch and Keras models generated from one spec, pairing layers by name.
 
-Layouts: Dense kernels are transposed ((out, in) vs (in, out)), Conv2D kernels are OIHW vs HWIO, and
-BatchNorm's weight/bias/running_mean/running_var are gamma/beta/moving_mean/moving_variance. A Dense
-after a Flatten needs no feature permutation: the PyTorch model flattens in channels-last order.
+Layouts (runtime.common.layouts): Dense kernels are transposed ((out, in) vs (in, out)), Conv2D kernels are OIHW
+vs HWIO, and BatchNorm's weight/bias/running_mean/running_var are gamma/beta/moving_mean/moving_variance. The
+weights acting on a flattened feature map (the first Dense after a Flatten, and a BatchNorm between them) have
+their feature rows reordered: Keras flattens (height, width, channel), `nn.Flatten` (channel, height, width).
 """
 
 from dataclasses import dataclass
@@ -10,15 +11,8 @@ from typing import Any
 
 import numpy as np
 
-# Keras variable name -> the PyTorch tensor attribute holding the same values.
-TORCH_NAMES = {
-    "kernel": "weight",
-    "bias": "bias",
-    "gamma": "weight",
-    "beta": "bias",
-    "moving_mean": "running_mean",
-    "moving_variance": "running_var",
-}
+from runtime.common.layouts import TORCH_NAMES, FeatureMap, to_keras_layout, to_torch_layout
+
 _BOOKKEEPING = ("num_batches_tracked",)
 
 
@@ -30,25 +24,12 @@ class TensorPair:
     keras_name: str
     keras_variable: Any
     torch_tensor: Any
+    flattened: FeatureMap | None = None  # the feature map whose flattened vector this weight acts on
 
     @property
     def label(self) -> str:
         """`layer.variable`, as Keras names it."""
         return f"{self.layer}.{self.keras_name}"
-
-
-def to_keras_layout(array: np.ndarray) -> np.ndarray:
-    """A PyTorch weight array in Keras's layout: (out, in) -> (in, out), OIHW -> HWIO."""
-    if array.ndim == 4:
-        return array.transpose(2, 3, 1, 0)
-    return array.T if array.ndim == 2 else array
-
-
-def to_torch_layout(array: np.ndarray) -> np.ndarray:
-    """A Keras weight array in PyTorch's layout: (in, out) -> (out, in), HWIO -> OIHW."""
-    if array.ndim == 4:
-        return array.transpose(3, 2, 0, 1)
-    return array.T if array.ndim == 2 else array
 
 
 def _torch_tensors(module) -> dict[str, Any]:
@@ -70,7 +51,25 @@ def _weight_layers(torch_model, keras_model) -> tuple[dict, dict]:
     return torch_layers, keras_layers
 
 
-def _layer_pairs(name: str, module, layer) -> list[TensorPair]:
+def flattened_maps(keras_model) -> dict[str, FeatureMap]:
+    """Layer name -> the (height, width, channels) map whose flattened features the layer's weights act on.
+
+    From a Flatten of a feature map up to and including the next Dense; the layers between (BatchNorm, Dropout,
+    Activation) keep the flat order, so a BatchNorm there holds per-feature weights in that order too.
+    """
+    maps, current = {}, None
+    for layer in keras_model.layers:
+        if layer.__class__.__name__ == "Flatten":
+            shape = tuple(layer.input.shape[1:])
+            current = shape if len(shape) == 3 else None
+        elif current is not None and layer.weights:
+            maps[layer.name] = current
+            if layer.__class__.__name__ == "Dense":
+                current = None
+    return maps
+
+
+def _layer_pairs(name: str, module, layer, flattened: FeatureMap | None) -> list[TensorPair]:
     tensors = _torch_tensors(module)
     pairs = []
     for variable in layer.weights:
@@ -85,7 +84,8 @@ def _layer_pairs(name: str, module, layer) -> list[TensorPair]:
                 f"layer {name!r}: PyTorch {attr} has shape {tuple(tensor.shape)} (Keras layout {expected}), "
                 f"Keras {keras_name} has shape {tuple(variable.shape)}"
             )
-        pairs.append(TensorPair(name, keras_name, variable, tensor))
+        per_feature = keras_name != "bias"  # a Dense bias is per output; kernels and BatchNorm weights per input
+        pairs.append(TensorPair(name, keras_name, variable, tensor, flattened if per_feature else None))
     if tensors:
         raise ValueError(f"layer {name!r}: PyTorch tensors {sorted(tensors)} have no Keras counterpart")
     return pairs
@@ -94,19 +94,25 @@ def _layer_pairs(name: str, module, layer) -> list[TensorPair]:
 def tensor_pairs(torch_model, keras_model) -> list[TensorPair]:
     """Every weight of two same-spec models, paired; ValueError naming the layer on any misfit."""
     torch_layers, keras_layers = _weight_layers(torch_model, keras_model)
-    return [pair for name in keras_layers for pair in _layer_pairs(name, torch_layers[name], keras_layers[name])]
+    maps = flattened_maps(keras_model)
+    return [
+        pair
+        for name in keras_layers
+        for pair in _layer_pairs(name, torch_layers[name], keras_layers[name], maps.get(name))
+    ]
 
 
-def torch_array(tensor) -> np.ndarray:
-    """A PyTorch tensor's values in Keras's layout."""
-    return to_keras_layout(tensor.detach().cpu().numpy())
+def torch_array(pair: TensorPair, tensor=None) -> np.ndarray:
+    """The PyTorch side of a pair (or `tensor`, its gradient say) as an array in Keras's layout."""
+    tensor = pair.torch_tensor if tensor is None else tensor
+    return to_keras_layout(tensor.detach().cpu().numpy(), pair.flattened)
 
 
 def torch_to_keras(torch_model, keras_model) -> None:
     """Copy every weight of `torch_model` into `keras_model` (built from the same spec)."""
     pairs = tensor_pairs(torch_model, keras_model)
     for pair in pairs:
-        pair.keras_variable.assign(torch_array(pair.torch_tensor).astype(pair.keras_variable.dtype))
+        pair.keras_variable.assign(torch_array(pair).astype(pair.keras_variable.dtype))
 
 
 def keras_to_torch(keras_model, torch_model) -> None:
@@ -116,18 +122,5 @@ def keras_to_torch(keras_model, torch_model) -> None:
     pairs = tensor_pairs(torch_model, keras_model)
     with torch.no_grad():
         for pair in pairs:
-            values = np.ascontiguousarray(to_torch_layout(np.asarray(pair.keras_variable.numpy())))
+            values = to_torch_layout(np.asarray(pair.keras_variable.numpy()), pair.flattened)
             pair.torch_tensor.copy_(torch.from_numpy(values))
-
-
-def start_from_keras_init(torch_model, build_keras_model, seed: int) -> None:
-    """Give `torch_model` the initial weights Keras draws for `seed`, so a seed is one starting point in both.
-
-    Both frameworks draw from the spec's distributions, but from their own random streams; on LeNet-5 that alone
-    moved test accuracy by up to 1.7 points between two runs with the same seed. Keras is the reference drawer
-    because the DSL's initialisers are defined as Keras's.
-    """
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    keras_to_torch(build_keras_model(), torch_model)

@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
-guard_triton()  # before anything loads triton lazily (see runtime/frameworks.py)
+guard_triton()  # before anything loads triton lazily (see runtime/common/frameworks.py)
 
 
 class _BiasedVarBatchNorm(nn.modules.batchnorm._BatchNorm):

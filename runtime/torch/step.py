@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from accelerate.utils import DistributedType
 
-from runtime.frameworks import guard_triton
+from runtime.common.frameworks import guard_triton
 
-guard_triton()  # before anything loads triton lazily (see runtime/frameworks.py)
+guard_triton()  # before anything loads triton lazily (see runtime/common/frameworks.py)
 
 WARMUP_STEPS = 3  # eager steps on a side stream before the first capture, as torch.cuda.graphs asks
 PASS_THROUGH = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)

@@ -1,6 +1,6 @@
 """Turn a trained model of one framework into the other's (or ONNX), and measure that predictions agree.
 
-Call `runtime.frameworks.guard_triton()` and import torch before Keras in the calling process.
+Call `runtime.common.frameworks.guard_triton()` and import torch before Keras in the calling process.
 """
 
 import json
@@ -8,17 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import weights
+from runtime.common.constants import EVAL_BATCH
+from runtime.common.layouts import to_channels_first
+from runtime.interop import weights
 
 ARGMAX_AGREEMENT, PROBABILITY_TOL = 0.999, 1e-4
-EVAL_BATCH = 500
 
 
 def load_trained(package, run_dir: Path):
     """(torch_model, keras_model) with the run's trained weights in both, whichever framework trained it."""
     import keras
 
-    from runtime import keras_optim  # noqa: F401  -- registers the optimizers a saved model may name
+    from runtime.keras import optim  # noqa: F401  -- registers the optimizers a saved model may name
 
     torch_model, keras_model = package.build_torch_model(), package.build_keras_model()
     if (run_dir / "model.pt").exists():
@@ -52,7 +53,7 @@ def torch_predict(torch_model, images: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         batches = [
-            torch_model(torch.from_numpy(np.ascontiguousarray(images[i : i + EVAL_BATCH].transpose(0, 3, 1, 2))))
+            torch_model(torch.from_numpy(to_channels_first(images[i : i + EVAL_BATCH])))
             for i in range(0, len(images), EVAL_BATCH)
         ]
     return torch.cat(batches).numpy()
@@ -92,7 +93,7 @@ def onnx_predict(path: Path, images: np.ndarray) -> np.ndarray:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    nchw = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+    nchw = to_channels_first(images.astype(np.float32))
     return np.concatenate(
         [session.run(None, {"images": nchw[i : i + EVAL_BATCH]})[0] for i in range(0, len(nchw), EVAL_BATCH)]
     )

@@ -13,16 +13,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from runtime import training as tr
-from runtime.data import Splits, batch_order
+from runtime.common import rules, rundir
+from runtime.common.constants import EVAL_BATCH
+from runtime.common.data import Splits, batch_order
+from runtime.common.recipe import Recipe, augment
 
-EVAL_BATCH = 1000
 # Train steps run per call into the compiled graph: fewer Python round trips, the same arithmetic.
 STEPS_PER_EXECUTION = 32
 
 
 def jit_compile(choice: str) -> bool | str:
-    """model.compile's jit_compile for a --jit-compile choice (runtime.training.JIT_CHOICES).
+    """model.compile's jit_compile for a --jit-compile choice (runtime.common.recipe.JIT_CHOICES).
 
     Opt-in, because XLA's gain depends on the model and the CPU: on one 2-core machine it made LeNet-5's step faster
     and the MLP's and the cnn's slower, on another (AVX-512) LeNet-5's slower too (README, the benchmark).
@@ -31,12 +32,12 @@ def jit_compile(choice: str) -> bool | str:
 
 
 class Batches(keras.utils.PyDataset):
-    """Training batches cut by index from numpy arrays, augmented, in runtime.data.batch_order's order.
+    """Training batches cut by index from numpy arrays, augmented, in runtime.common.data.batch_order's order.
 
     The portable feed: any Keras backend, and augmentation. On TensorFlow without augmentation, GraphBatches is used.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y, self.recipe = x, y, recipe
         self.set_epoch(0)
@@ -51,7 +52,7 @@ class Batches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         idx = self.order[index]
-        return tr.augment(self.x[idx], self.recipe, self.epoch, index), self.y[idx]
+        return augment(self.x[idx], self.recipe, self.epoch, index), self.y[idx]
 
 
 class GraphBatches:
@@ -60,7 +61,7 @@ class GraphBatches:
     The epoch's order lives in a variable that set_epoch fills before Keras opens the epoch's iterator.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> None:
         import tensorflow as tf
 
         self.size, self.recipe = len(y), recipe
@@ -80,7 +81,7 @@ class GraphBatches:
         self.order.assign(np.concatenate(batch_order(self.size, self.recipe.batch_size, epoch, self.recipe.seed)))
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, recipe: tr.Recipe) -> Batches | GraphBatches:
+def training_batches(x: np.ndarray, y: np.ndarray, recipe: Recipe) -> Batches | GraphBatches:
     """The fastest feed that keeps batch_order's batches: in-graph on TensorFlow, a PyDataset otherwise."""
     if keras.backend.backend() == "tensorflow" and not recipe.augments:
         return GraphBatches(x, y, recipe)
@@ -94,7 +95,7 @@ def fit_inputs(data: Batches | GraphBatches) -> dict:
 
 def _save_model(model: keras.Model, path: Path) -> None:
     """model.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    tr.replace_atomically(path, model.save)
+    rundir.replace_atomically(path, model.save)
 
 
 def _lr(model: keras.Model) -> float:
@@ -127,10 +128,10 @@ class Recorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         seconds = self.end - self.start
-        tr.check_finite(float(logs["loss"]), epoch, "keras")
+        rules.check_finite(float(logs["loss"]), epoch, "keras")
         val = (float(logs["val_loss"]), float(logs["val_accuracy"])) if "val_loss" in logs else None
         self.history.append(
-            tr.epoch_record(epoch, (float(logs["loss"]), float(logs["accuracy"])), val, self.lr, seconds)
+            rundir.epoch_record(epoch, (float(logs["loss"]), float(logs["accuracy"])), val, self.lr, seconds)
         )
         monitored = (val or (logs["loss"],))[0]
         if monitored < self.best:
@@ -138,12 +139,12 @@ class Recorder(keras.callbacks.Callback):
             _save_model(self.model, self.run_dir / "best.keras")
         _save_model(self.model, self.run_dir / "model.keras")
         optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
-        tr.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
+        rundir.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
         state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
         state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
-        tr.write_json(self.run_dir / "state.json", state)
-        tr.write_json(self.run_dir / "history.json", self.history)
-        print(tr.epoch_line("keras", self.history[-1]), flush=True)
+        rundir.write_json(self.run_dir / "state.json", state)
+        rundir.write_json(self.run_dir / "history.json", self.history)
+        print(rundir.epoch_line("keras", self.history[-1]), flush=True)
 
 
 class RestoreState(keras.callbacks.Callback):
@@ -160,14 +161,14 @@ class RestoreState(keras.callbacks.Callback):
                 callback.best_weights = self.best_weights
 
 
-def _rules(recipe: tr.Recipe, monitor: str) -> list:
+def _rules(recipe: Recipe, monitor: str) -> list:
     """The recipe's schedule and early stopping as Keras callbacks, with PyTorch's meaning (min_delta=0)."""
     schedule, stop = recipe.schedule or {}, recipe.early_stopping
-    rules = []
+    callbacks = []
     if schedule.get("name") in ("step", "cosine"):
-        rules.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: tr.scheduled_lr(recipe, epoch)))
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: rules.scheduled_lr(recipe, epoch)))
     if schedule.get("name") == "reduce_on_plateau":
-        rules.append(
+        callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor,
                 schedule["factor"],
@@ -178,17 +179,17 @@ def _rules(recipe: tr.Recipe, monitor: str) -> list:
             )
         )
     if stop:
-        rules.append(
+        callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor, patience=stop["patience"], mode="min", restore_best_weights=stop["restore_best_weights"]
             )
         )
-    return rules
+    return callbacks
 
 
 def _resume(model: keras.Model, run_dir: Path) -> tuple[dict, list]:
     """Load the last checkpoint's weights and optimizer slots; returns the saved state and the best weights."""
-    state = tr.read_json(run_dir / "state.json")
+    state = rundir.read_json(run_dir / "state.json")
     model.load_weights(run_dir / "model.keras")
     model.optimizer.build(model.trainable_variables)
     with np.load(run_dir / "optimizer.npz") as saved:
@@ -198,23 +199,23 @@ def _resume(model: keras.Model, run_dir: Path) -> tuple[dict, list]:
     return state, best_model.get_weights()
 
 
-def fit(model: keras.Model, splits: Splits, recipe: tr.Recipe, run_dir: Path, *, spec_file=None, resume=False) -> dict:
+def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, spec_file=None, resume=False) -> dict:
     """Train a compiled model, checkpoint every epoch, evaluate on the test set; returns metrics.json's content."""
-    run_dir = tr.prepare_run_dir(Path(run_dir))
+    run_dir = rundir.prepare_run_dir(Path(run_dir))
     has_val = len(splits.y_val) > 0
     monitor = "val_loss" if has_val else "loss"
     data = training_batches(splits.x_train, splits.y_train, recipe)
-    rules = _rules(recipe, monitor)
-    watched = [c for c in rules if not isinstance(c, keras.callbacks.LearningRateScheduler)]
+    schedule_and_stop = _rules(recipe, monitor)
+    watched = [c for c in schedule_and_stop if not isinstance(c, keras.callbacks.LearningRateScheduler)]
     history, state, extra = [], {"epoch": 0, "best": math.inf, "stopped": False}, []
     if resume and (run_dir / "state.json").exists():
         state, best_weights = _resume(model, run_dir)
-        history = tr.read_json(run_dir / "history.json", [])[: state["epoch"]]
+        history = rundir.read_json(run_dir / "history.json", [])[: state["epoch"]]
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
-    tr.copy_spec(spec_file, run_dir)
+    rundir.copy_spec(spec_file, run_dir)
     versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    info = tr.run_info("keras", recipe, keras.backend.backend(), versions)
-    tr.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
+    info = rundir.run_info("keras", recipe, keras.backend.backend(), versions)
+    rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
     recorder = Recorder(run_dir, history, state["best"], watched)
     if not state["stopped"] and state["epoch"] < recipe.epochs:
         model.fit(
@@ -224,13 +225,13 @@ def fit(model: keras.Model, splits: Splits, recipe: tr.Recipe, run_dir: Path, *,
             validation_data=(splits.x_val, splits.y_val) if has_val else None,
             validation_batch_size=EVAL_BATCH,
             # The recorder last: it saves the rules' updated state.
-            callbacks=[EpochOrder(data), *rules, *extra, recorder],
+            callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
             verbose=1 if sys.stderr.isatty() else 0,
         )
     _save_model(model, run_dir / "model.keras")
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
-    tr.write_json(
-        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": tr.peak_rss_mb()}
+    rundir.write_json(
+        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
     )
-    return tr.write_results(run_dir, history, splits, predicted, float(test["loss"]))
+    return rundir.write_results(run_dir, history, splits, predicted, float(test["loss"]))

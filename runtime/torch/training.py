@@ -14,11 +14,12 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from runtime import training as tr
-from runtime.data import Splits, batch_order, to_channels_first
-from runtime.torch_step import TrainStep, graphs_possible
-
-EVAL_BATCH = 1000
+from runtime.common import rules, rundir
+from runtime.common.constants import EVAL_BATCH
+from runtime.common.data import Splits, batch_order
+from runtime.common.layouts import to_channels_first
+from runtime.common.recipe import Recipe, augment
+from runtime.torch.step import TrainStep, graphs_possible
 
 
 def seed_everything(seed: int) -> None:
@@ -28,7 +29,7 @@ def seed_everything(seed: int) -> None:
 
 def _save(obj, path: Path) -> None:
     """torch.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    tr.replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+    rundir.replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _unwrap(model, accelerator: Accelerator) -> torch.nn.Module:
@@ -51,12 +52,12 @@ class _Data:
         whole = torch.from_numpy(np.concatenate(batches)).to(self.y_t.device)
         return torch.split(whole, [len(idx) for idx in batches])
 
-    def batch(self, idx: np.ndarray, index_t: torch.Tensor, recipe: tr.Recipe, epoch: int, index: int):
+    def batch(self, idx: np.ndarray, index_t: torch.Tensor, recipe: Recipe, epoch: int, index: int):
         """Inputs and labels of batch `idx` (`index_t` on the device), augmented on the numpy side as Keras is."""
         labels = self.y_t[index_t]
         if not recipe.augments:
             return self.x_t[index_t], labels
-        images = to_channels_first(tr.augment(self.x[idx], recipe, epoch, index))
+        images = to_channels_first(augment(self.x[idx], recipe, epoch, index))
         return torch.from_numpy(images).to(self.x_t.device), labels
 
 
@@ -74,7 +75,7 @@ def evaluate(model, data: _Data, loss_fn, accelerator: Accelerator) -> tuple[flo
     return total / max(len(data.y), 1), float(np.mean(predicted == data.y)), predicted
 
 
-def _train_epoch(step: TrainStep, data: _Data, recipe: tr.Recipe, epoch: int, progress: bool):
+def _train_epoch(step: TrainStep, data: _Data, recipe: Recipe, epoch: int, progress: bool):
     """One pass over the shuffled training set; returns (mean loss, accuracy) as Keras reports them."""
     step.model.train()
     step.reset_totals()
@@ -87,14 +88,14 @@ def _train_epoch(step: TrainStep, data: _Data, recipe: tr.Recipe, epoch: int, pr
     return step.total_loss.item() / len(data.y), step.correct.item() / len(data.y)
 
 
-def _trackers(recipe: tr.Recipe) -> tuple[tr.EarlyStop, tr.Plateau | None]:
+def _trackers(recipe: Recipe) -> tuple[rules.EarlyStop, rules.Plateau | None]:
     """The best-model tracker (early stopping's, or one that never stops) and the plateau rule."""
     patience = (recipe.early_stopping or {}).get("patience", 10**9)
     schedule = recipe.schedule or {}
     plateau = None
     if schedule.get("name") == "reduce_on_plateau":
-        plateau = tr.Plateau(schedule["factor"], schedule["patience"], schedule["min_learning_rate"])
-    return tr.EarlyStop(patience), plateau
+        plateau = rules.Plateau(schedule["factor"], schedule["patience"], schedule["min_learning_rate"])
+    return rules.EarlyStop(patience), plateau
 
 
 def fit(
@@ -102,7 +103,7 @@ def fit(
     optimizer: torch.optim.Optimizer,
     loss_fn,
     splits: Splits,
-    recipe: tr.Recipe,
+    recipe: Recipe,
     run_dir: Path,
     *,
     spec_file: Path | None = None,
@@ -113,9 +114,9 @@ def fit(
 ) -> dict:
     """Train, checkpoint every epoch, evaluate on the test set; returns metrics.json's content.
 
-    On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch_step).
+    On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch.step).
     """
-    run_dir = tr.prepare_run_dir(Path(run_dir))
+    run_dir = rundir.prepare_run_dir(Path(run_dir))
     accelerator = Accelerator(mixed_precision=mixed_precision)
     tracker, plateau = _trackers(recipe)
     history, lr, stopped = [], float(recipe.optimizer["learning_rate"]), False
@@ -123,27 +124,27 @@ def fit(
         state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        tracker, lr, stopped = tr.EarlyStop(**state["tracker"]), state["learning_rate"], state["stopped"]
-        plateau = tr.Plateau(**state["plateau"]) if state["plateau"] else None
-        history = tr.read_json(run_dir / "history.json", [])[: state["epoch"]]
+        tracker, lr, stopped = rules.EarlyStop(**state["tracker"]), state["learning_rate"], state["stopped"]
+        plateau = rules.Plateau(**state["plateau"]) if state["plateau"] else None
+        history = rundir.read_json(run_dir / "history.json", [])[: state["epoch"]]
     model, optimizer = accelerator.prepare(_channels_last(model), optimizer)
     train, val, test = (_Data(x, y, accelerator.device) for x, y in _arrays(splits))
     use_graph = cuda_graphs and graphs_possible(accelerator)  # one process, so a full batch is recipe.batch_size
     step = TrainStep(model, optimizer, loss_fn, accelerator, recipe.batch_size, use_graph)
-    tr.copy_spec(spec_file, run_dir)
-    info = tr.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
-    tr.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
+    rundir.copy_spec(spec_file, run_dir)
+    info = rundir.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
+    rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
     for epoch in range(len(history), 0 if stopped else recipe.epochs):
         if plateau is None:
-            lr = tr.scheduled_lr(recipe, epoch)
+            lr = rules.scheduled_lr(recipe, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
         train_result = _train_epoch(step, train, recipe, epoch, progress)
         seconds = time.perf_counter() - start
-        tr.check_finite(train_result[0], epoch, "torch")
+        rules.check_finite(train_result[0], epoch, "torch")
         val_result = evaluate(model, val, loss_fn, accelerator)[:2] if len(val.y) else None
-        history.append(tr.epoch_record(epoch, train_result, val_result, lr, seconds))
+        history.append(rundir.epoch_record(epoch, train_result, val_result, lr, seconds))
         monitored = (val_result or train_result)[0]
         improved, stopped = tracker.step(monitored, epoch)
         if plateau is not None:
@@ -155,19 +156,19 @@ def fit(
         checkpoint = {"epoch": epoch + 1, "model": state_dict, "optimizer": optimizer.state_dict()}
         checkpoint |= {"tracker": asdict(tracker), "plateau": plateau and asdict(plateau)}
         _save(checkpoint | {"learning_rate": lr, "stopped": stopped}, run_dir / "checkpoint.pt")
-        tr.write_json(run_dir / "history.json", history)
+        rundir.write_json(run_dir / "history.json", history)
         if progress:
-            print(tr.epoch_line("torch", history[-1]), flush=True)
+            print(rundir.epoch_line("torch", history[-1]), flush=True)
         if stopped:
             break
     if (recipe.early_stopping or {}).get("restore_best_weights") and (run_dir / "best.pt").exists():
         _unwrap(model, accelerator).load_state_dict(torch.load(run_dir / "best.pt"))
         _save(_unwrap(model, accelerator).state_dict(), run_dir / "model.pt")
     test_loss, _, predicted = evaluate(model, test, loss_fn, accelerator)
-    tr.write_json(
-        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": tr.peak_rss_mb()}
+    rundir.write_json(
+        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
     )
-    return tr.write_results(run_dir, history, splits, predicted, test_loss)
+    return rundir.write_results(run_dir, history, splits, predicted, test_loss)
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,25 +1,25 @@
 """Score a finished run again: reload the model it saved and predict the test split its recipe names
 (or the official test set).
 
-Call `runtime.frameworks.guard_triton()` in the calling process before anything loads TensorFlow.
+Call `runtime.common.frameworks.guard_triton()` in the calling process before anything loads TensorFlow.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from runtime import export
-from runtime.data import load_split_arrays
-from runtime.losses import EPSILON
-from runtime.training import Recipe, load_splits, read_json
+from runtime.common.constants import EVAL_BATCH, LOSS_EPSILON
+from runtime.common.data import load_split_arrays
+from runtime.common.recipe import Recipe, load_splits
+from runtime.common.rundir import read_json
+from runtime.interop import export
 
 AGREEMENT_TOL = 1e-3  # a reloaded model must give back the run's test accuracy within this
 
 
 def run_recipe(run_dir: Path) -> Recipe:
     """The recipe run.json recorded (JSON lists back to the tuple the split is)."""
-    recipe = read_json(run_dir / "run.json")["recipe"]
-    return Recipe(**recipe | {"split": tuple(recipe["split"]) if recipe["split"] else None})
+    return Recipe.from_dict(read_json(run_dir / "run.json")["recipe"])
 
 
 def _test_arrays(run_dir: Path, data_dir: str | None, official: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def test_figures(package, run_dir: Path, data_dir: str | None = None, official_t
     if (run_dir / "model.pt").exists():
         outputs = export.torch_predict(torch_model, x_test)
     else:
-        outputs = keras_model.predict(x_test, batch_size=export.EVAL_BATCH, verbose=0)
+        outputs = keras_model.predict(x_test, batch_size=EVAL_BATCH, verbose=0)
     probabilities = export.probabilities(package.OUTPUT, outputs)
     picked = probabilities[np.arange(len(y_test)), y_test]
     recorded = read_json(run_dir / "metrics.json", {})
@@ -50,7 +50,7 @@ def test_figures(package, run_dir: Path, data_dir: str | None = None, official_t
     return {
         "test_samples": len(y_test),
         "test_accuracy": accuracy,
-        "test_loss": float(np.mean(-np.log(np.clip(picked, EPSILON, 1.0)))),
+        "test_loss": float(np.mean(-np.log(np.clip(picked, LOSS_EPSILON, 1.0)))),
         "recorded_test_accuracy": recorded.get("test_accuracy"),
         "reproduced": official_test or abs(accuracy - recorded.get("test_accuracy", np.nan)) <= AGREEMENT_TOL,
     }

@@ -1,0 +1,97 @@
+"""`fmnist-dsl parity` and `export`: measure that a spec's two models compute and train alike; move a trained model."""
+
+import json
+from pathlib import Path
+
+from runtime.common.frameworks import guard_triton
+
+REAL_TEST_IMAGES = 1000
+
+
+def load_data(args, input_shape: tuple[int, int, int]):
+    """Real Fashion-MNIST when present and the spec takes 28x28x1 images; else None and the reason."""
+    from runtime.common.data import DataError, load_split_arrays
+    from runtime.interop.parity import ParityData
+
+    if args.no_real_data:
+        return None, "--no-real-data given"
+    if tuple(input_shape) != (28, 28, 1):
+        return None, f"the spec's input {tuple(input_shape)} is not Fashion-MNIST's (28, 28, 1)"
+    try:
+        data = load_split_arrays(args.data_dir, download=False)
+    except DataError as error:
+        return None, f"Fashion-MNIST not found ({str(error).splitlines()[0]})"
+    return ParityData(data.train_images, data.train_labels, data.test_images[:REAL_TEST_IMAGES], real=True), ""
+
+
+def measure(args, package) -> dict:
+    """The parity report of a generated package as a dict, with where the data came from."""
+    guard_triton()
+    from runtime.interop import parity
+
+    optimizer = package.RECIPE["optimizer"]
+    data, why_random = load_data(args, package.INPUT_SHAPE)
+    pairs = [(name, output_attr) for name, _, output_attr, *_ in package.LAYERS]
+    report = parity.check(package, optimizer, data, pairs, steps=args.steps).to_dict()
+    report["spec"] = package.NAME
+    report["optimizer"] = optimizer
+    report["data"] = "Fashion-MNIST" if data else f"random images and labels: {why_random}"
+    return report
+
+
+def _line(label: str, value, target: float | None = None) -> str:
+    mark = "" if target is None else ("  ok" if value <= target else f"  FAIL (target {target:g})")
+    return f"  {label:<48} {value:.3e}{mark}"
+
+
+def print_report(report: dict) -> None:
+    """The human-readable report."""
+    from runtime.interop.parity import FORWARD_TOL, GRADIENT_TOL, LOSS_TOL, WEIGHT_TOL
+
+    print(f"parity of {report['spec']!r} (data: {report['data']})")
+    print(_line("eval forward, random input (float32)", report["forward_random_max_abs_diff"], FORWARD_TOL))
+    if report["forward_real_max_abs_diff"] is not None:
+        print(_line("eval forward, real test images (float32)", report["forward_real_max_abs_diff"], FORWARD_TOL))
+    for name, value in report["layer_max_abs_diff"].items():
+        print(_line(f"  layer {name}", value))
+    print(_line("train forward, dropout off (float32), absolute", report["train_forward_max_abs_diff"]))
+    print(_line("train forward, dropout off (float32), relative", report["train_forward_max_rel_diff"], GRADIENT_TOL))
+    print(_line("gradients, max relative (float64)", report["gradient_max_rel_diff"], GRADIENT_TOL))
+    for name, value in report["gradient_rel_diff"].items():
+        print(_line(f"  {name}", value))
+    steps = report["trajectory_steps"]
+    print(f"  trajectory: {steps} steps of {report['optimizer']} in float64")
+    print(_line("loss per step, max relative", report["loss_max_rel_diff"], LOSS_TOL))
+    print(_line("final weights, max relative", report["final_weights_max_rel_diff"], WEIGHT_TOL))
+    print("OK" if report["ok"] else "FAILED")
+
+
+def run(args, build) -> int:
+    """Exit 1 when a figure misses its target."""
+    report = measure(args, build(args.spec))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_report(report)
+    return 0 if report["ok"] else 1
+
+
+def run_export(args, build) -> int:
+    """Export the run's model and print the agreement figures; exit 1 when they miss their targets."""
+    guard_triton()
+    from runtime.common.data import DataError, load_split_arrays
+    from runtime.interop import export
+    from runtime.interop.parity import random_data
+
+    package = build(args.run_dir / "spec.json")
+    try:
+        images, source = load_split_arrays(args.data_dir, download=False).test_images, "the Fashion-MNIST test set"
+    except DataError:
+        images, source = random_data(tuple(package.INPUT_SHAPE), count=1000).test_images, "random images (no data)"
+    out_dir = args.out or Path(args.run_dir) / f"export-{args.to}"
+    figures = export.export(package, args.run_dir, args.to, out_dir, images)
+    print(f"exported {figures['source']} -> {args.to} into {out_dir} ({figures['images']} images: {source})")
+    agree, worst = figures["argmax_agreement"], figures["max_probability_diff"]
+    print(f"  identical argmax {agree:.4%}, max probability difference {worst:.2e}")
+    print("OK" if figures["ok"] else "FAILED")
+    return 0 if figures["ok"] else 1

@@ -1,0 +1,53 @@
+"""`fmnist-dsl summary`: the layer table, the DSL's inference beside both frameworks' own figures."""
+
+from runtime.interop import introspect
+
+SIDES = ("dsl", "torch", "keras")
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A PyTorch NCHW feature shape in the DSL's channels-last order."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else shape
+
+
+def summary_rows(package) -> list[dict]:
+    """One row per DSL layer: its name, and shape and parameters per the DSL, PyTorch and Keras."""
+    torch_model, keras_model = package.build_torch_model(), package.build_keras_model()
+    height, width, channels = package.INPUT_SHAPE
+    output_attrs = [row[2] for row in package.LAYERS]
+    torch_shapes = introspect.torch_output_shapes(torch_model, (channels, height, width), output_attrs)
+    keras_shapes = introspect.keras_output_shapes(keras_model)
+    rows = []
+    for name, kind, output_attr, shape, trainable, state in package.LAYERS:
+        rows.append(
+            {
+                "layer": name,
+                "kind": kind,
+                "dsl": (tuple(shape), trainable, state),
+                # A layer's weights live in the submodule of its own name (padding and activation hold none).
+                "torch": (_nhwc(torch_shapes[output_attr]), *introspect.torch_parameter_counts(getattr(torch_model, name))),
+                "keras": (keras_shapes[name], *introspect.keras_parameter_counts(keras_model.get_layer(name))),
+            }
+        )
+    return rows
+
+
+def _cell(shape, trainable, frozen) -> str:
+    params = f"{trainable:,}" + (f" + {frozen:,}" if frozen else "")
+    return f"{str(shape):<14} {params:>12}"
+
+
+def run(args, build) -> int:
+    """Print the table of the spec's package."""
+    rows = summary_rows(build(args.spec))
+    header = f"{'layer':<10} {'kind':<10} | {'DSL':^27} | {'PyTorch (as NHWC)':^27} | {'Keras':^27}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        cells = " | ".join(_cell(*row[side]) for side in SIDES)
+        print(f"{row['layer']:<10} {row['kind']:<10} | {cells}")
+    totals = [[sum(row[side][i] for row in rows) for i in (1, 2)] for side in SIDES]
+    print("-" * len(header))
+    print(f"{'total':<21} | " + " | ".join(_cell("", *total) for total in totals))
+    print("(parameters: trainable + non-trainable state such as BatchNorm moving statistics)")
+    return 0

@@ -1,0 +1,1 @@
+"""The framework-neutral runtime: numpy (and matplotlib for plots) only, never torch, keras, tensorflow or jax."""

@@ -1,0 +1,60 @@
+"""The one place that converts arrays between Keras's (the DSL's) layout and PyTorch's.
+
+Images: NHWC against NCHW. Weights: Dense kernels (in, out) against (out, in), Conv2D kernels HWIO against OIHW.
+Flattened features: Keras flattens feature maps in (height, width, channel) order, `nn.Flatten` in (channel, height,
+width) order, so the weights that act on a flattened vector (the first Dense after a Flatten, and a BatchNorm between
+them) hold their per-feature rows in a different order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FeatureMap = tuple[int, int, int]  # height, width, channels of the map a Flatten flattened
+
+# Keras variable name -> the PyTorch tensor attribute holding the same values.
+TORCH_NAMES = {
+    "kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
+
+
+def to_channels_first(images: np.ndarray) -> np.ndarray:
+    """NHWC images (or feature maps) as contiguous NCHW; other ranks unchanged."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)) if images.ndim == 4 else images
+
+
+def to_channels_last(images: np.ndarray) -> np.ndarray:
+    """NCHW images (or feature maps) as NHWC; other ranks unchanged."""
+    return images.transpose(0, 2, 3, 1) if images.ndim == 4 else images
+
+
+def flat_order_torch_to_keras(feature_map: FeatureMap) -> np.ndarray:
+    """index[k] = the position in PyTorch's flat vector of Keras's flat feature k."""
+    height, width, channels = feature_map
+    return np.arange(height * width * channels).reshape(channels, height, width).transpose(1, 2, 0).ravel()
+
+
+def to_keras_layout(array: np.ndarray, flattened: FeatureMap | None = None) -> np.ndarray:
+    """A PyTorch weight array in Keras's layout: (out, in) -> (in, out), OIHW -> HWIO.
+
+    `flattened`: the feature map whose flattened vector this weight acts on, if any; its input rows (or, for a
+    1-D BatchNorm weight, its entries) are reordered from PyTorch's flat order into Keras's.
+    """
+    if array.ndim == 4:
+        return array.transpose(2, 3, 1, 0)
+    keras = array.T if array.ndim == 2 else array
+    return keras if flattened is None else keras[flat_order_torch_to_keras(flattened)]
+
+
+def to_torch_layout(array: np.ndarray, flattened: FeatureMap | None = None) -> np.ndarray:
+    """A Keras weight array in PyTorch's layout: (in, out) -> (out, in), HWIO -> OIHW (the inverse of the above)."""
+    if array.ndim == 4:
+        return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
+    if flattened is not None:
+        array = array[np.argsort(flat_order_torch_to_keras(flattened))]
+    return np.ascontiguousarray(array.T if array.ndim == 2 else array)

@@ -1,0 +1,105 @@
+"""A spec's training recipe as plain values, the flags that override it, and the data it names.
+
+The generated package prints the recipe once, as the dict `RECIPE`; both training scripts read it through here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.common import data as fmnist
+
+JIT_CHOICES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A spec's training section as plain values, every default already filled in by the DSL; sections are dicts."""
+
+    optimizer: dict[str, Any]
+    batch_size: int
+    epochs: int
+    validation_split: float
+    split: tuple[int, int, int] | None  # train, val, test counts
+    schedule: dict[str, Any] | None
+    early_stopping: dict[str, Any] | None
+    horizontal_flip: bool
+    translate: int
+    seed: int
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Recipe:
+        """A recipe from a generated package's RECIPE or run.json's copy (JSON gives the split as a list)."""
+        split = values["split"]
+        return cls(**{f.name: values[f.name] for f in fields(cls)} | {"split": tuple(split) if split else None})
+
+    @property
+    def augments(self) -> bool:
+        """Whether training batches are flipped or shifted (both frameworks then augment on the numpy side)."""
+        return bool(self.horizontal_flip or self.translate)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line choices of one run, the recipe already overridden."""
+
+    recipe: Recipe
+    run_dir: Path
+    data_dir: str | None
+    train_limit: int | None
+    resume: bool
+    mixed_precision: str
+    jit_compile: str = "auto"
+
+
+def parse_options(argv: list[str] | None, recipe: Recipe, run_dir: str) -> Options:
+    """The flags every generated training script takes; each overrides one value of the recipe."""
+    parser = argparse.ArgumentParser(description="Train on Fashion-MNIST with the spec's recipe.")
+    parser.add_argument("--epochs", type=int, default=recipe.epochs)
+    parser.add_argument("--batch-size", type=int, default=recipe.batch_size)
+    parser.add_argument("--seed", type=int, default=recipe.seed)
+    parser.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
+    parser.add_argument("--run-dir", type=Path, default=Path(run_dir), help=f"output folder (default: {run_dir})")
+    parser.add_argument("--train-limit", type=int, default=None, help="train on the first N training images only")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="PyTorch only")
+    parser.add_argument(
+        "--jit-compile",
+        choices=JIT_CHOICES,
+        default="auto",
+        help="Keras only: compile the train step with XLA (auto: Keras's choice, off on a CPU with TensorFlow)",
+    )
+    args = parser.parse_args(argv)
+    recipe = replace(recipe, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    return Options(
+        recipe, args.run_dir, args.data_dir, args.train_limit, args.resume, args.mixed_precision, args.jit_compile
+    )
+
+
+def load_splits(recipe: Recipe, data_dir: str | None = None, train_limit: int | None = None) -> fmnist.Splits:
+    """The recipe's train / validation / test arrays; the split is drawn from the recipe's seed."""
+    data = fmnist.load_split_arrays(data_dir)
+    return fmnist.make_splits(
+        data,
+        validation_fraction=0.0 if recipe.split else recipe.validation_split,
+        counts=recipe.split,
+        seed=recipe.seed,
+        train_limit=train_limit,
+    )
+
+
+def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.ndarray:
+    """The recipe's augmentation of one NHWC batch; the rng depends only on (seed, epoch, batch index)."""
+    if not recipe.augments:
+        return batch
+    rng = np.random.default_rng([recipe.seed, epoch, index, 1])
+    if recipe.horizontal_flip:
+        batch = fmnist.random_flip_horizontal(batch, rng)
+    if recipe.translate:
+        batch = fmnist.random_translate(batch, rng, recipe.translate)
+    return batch
