@@ -1,4 +1,4 @@
-"""Shared fixtures. PyTorch is loaded before anything can load TensorFlow (see runtime/common/frameworks.py)."""
+"""Settings every tier shares. Importing this loads no framework: the unit tier runs without one."""
 
 import os
 from pathlib import Path
@@ -6,10 +6,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest -n 2 runs one worker per core: more threads per worker oversubscribe the cores (10x slower steps).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-from runtime.common.frameworks import guard_triton  # noqa: E402
-
-guard_triton()
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -37,11 +33,3 @@ def build_package(tmp_path):
         return build_and_import(spec_file, tmp_path / "out")
 
     return build
-
-
-@pytest.fixture(autouse=True)
-def seeded_torch():
-    """Initial weights must not depend on which tests an xdist worker happened to run first."""
-    import torch
-
-    torch.manual_seed(0)
