@@ -17,12 +17,12 @@ from types import ModuleType
 import numpy as np
 
 from runtime.common.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
+from dsl.dataset import TRAINING_IMAGES
+from runtime.common.constants import EVAL_BATCH
 from runtime.common.recipe import Recipe, load_splits
 from runtime.common.rules import scheduled_lr
 from runtime.common.rundir import replace_atomically
 
-EVAL_BATCH = 1000
-NUM_TRAIN_IMAGES = 60_000
 
 
 def torchvision_root(data_dir: str | None = None, root: Path | None = None) -> Path:
@@ -44,7 +44,7 @@ def torchvision_root(data_dir: str | None = None, root: Path | None = None) -> P
 
 def split_indices(recipe: Recipe, train_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the training and validation images the generated loops use (runtime.data.make_splits)."""
-    index = np.arange(NUM_TRAIN_IMAGES)
+    index = np.arange(TRAINING_IMAGES)
     empty = index[:0]
     splits = make_splits(
         FashionMNIST(index, index, empty, empty),

@@ -80,7 +80,8 @@ def measure(args: argparse.Namespace) -> dict:
     package = importlib.import_module(f"generated.{args.model}")
     script = importlib.import_module(f"generated.{args.model}.train_{args.framework}")
     # A schedule spans the benchmark's epochs; each round draws its own initial weights, split and batch order.
-    recipe: Recipe = replace(script.RECIPE, epochs=args.epochs, seed=script.RECIPE.seed + args.round)
+    spec_recipe = Recipe.from_dict(package.RECIPE)
+    recipe = replace(spec_recipe, epochs=args.epochs, seed=spec_recipe.seed + args.round)
     if args.loop in GENERATED_FLAGS:
         result = generated_loop(script, args, recipe)
     elif args.framework == "torch":

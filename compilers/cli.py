@@ -14,6 +14,8 @@ from pathlib import Path
 
 from compilers.project import build_and_import
 from dsl import SpecError
+from runtime.common.frameworks import MissingFrameworkError
+from runtime.keras.backends import BackendError, select_for_command
 
 # Each module defines `register(subparsers)`, which adds its command(s).
 COMMAND_MODULES = (
@@ -22,6 +24,7 @@ COMMAND_MODULES = (
     "compilers.commands.parity",
     "compilers.commands.train",
     "compilers.commands.bench",
+    "compilers.commands.lint",
 )
 # Command -> (module, function) of its run-time half; each takes (args, build), build(spec_path) -> package.
 RUNTIME_COMMANDS = {
@@ -34,11 +37,13 @@ RUNTIME_COMMANDS = {
     "bench": ("runtime.commands.bench", "run"),
 }
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered."""
     root = argparse.ArgumentParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
+    root.add_argument("--verbose", action="store_true", help="show the frameworks' own start-up logging")
     subparsers = root.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -63,14 +68,28 @@ def _run_time_half(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; bad input is reported once, without a traceback, with exit status 2."""
     args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+    if not args.verbose:
+        quiet_frameworks()
     try:
+        if hasattr(args, "keras_backend"):  # before anything imports keras, which reads it once
+            select_for_command(args.keras_backend, args.command)
         if args.command in RUNTIME_COMMANDS:
             return _run_time_half(args)
         return args.run(args) or 0
-    except (SpecError, OSError) as error:
+    except (SpecError, OSError, MissingFrameworkError, BackendError) as error:
         print(f"fmnist-dsl: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fmnist-dsl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def quiet_frameworks() -> None:
+    """Keep TensorFlow's C++ logging (absl's pre-init notice, oneDNN and CPU-feature lines, CUDA plugin
+    registration errors) out of the terminal. Set before TensorFlow loads; it changes no computation."""
+    # Level 3 hides C++ errors too: a CUDA host logs its start-up lines as errors, and a real failure still
+    # raises a Python exception carrying its message. absl prints its pre-init notice only before a first line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 if __name__ == "__main__":

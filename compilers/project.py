@@ -20,12 +20,13 @@ class BuiltPackage:
     files: dict[str, str]
 
 
-def build_packages(spec_paths: list[Path]) -> list[BuiltPackage]:
-    """Load and render every spec; raises SpecError before anything is written."""
+def build_packages(spec_paths: list[Path], notebook: bool = False) -> list[BuiltPackage]:
+    """Load and render every spec (with `notebook`, each package's notebook.ipynb too); raises SpecError before
+    anything is written."""
     packages = []
     for path in spec_paths:
         spec = load_spec(path)
-        packages.append(BuiltPackage(spec.name, render_package(lower(spec, Path(path).name))))
+        packages.append(BuiltPackage(spec.name, render_package(lower(spec, Path(path).name), notebook)))
     names = [package.name for package in packages]
     for path, name in zip(spec_paths, names):
         if names.count(name) > 1:

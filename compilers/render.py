@@ -9,6 +9,7 @@ import jinja2
 from ruff.__main__ import find_ruff_bin
 
 from compilers.ir import ResolvedModel
+from compilers.notebook import notebook_from_script
 
 TEMPLATES = Path(__file__).parent / "templates"
 LINE_LENGTH = 100
@@ -21,6 +22,8 @@ PACKAGE_TEMPLATES = {
     "train_torch.py": "torch/train_torch.py.jinja",
     "train_keras.py": "keras/train_keras.py.jinja",
 }
+# Asked for with `build --notebook`: the notebook's percent-format script, formatted with the sources.
+NOTEBOOK_TEMPLATES = {"notebook.py": "notebook/notebook.ipynb.jinja"}
 
 
 @cache
@@ -51,9 +54,11 @@ def format_sources(sources: dict[str, str]) -> dict[str, str]:
         return {name: Path(folder, name).read_text(encoding="utf-8") for name in sources}
 
 
-def render_package(model: ResolvedModel) -> dict[str, str]:
-    """Every file of the generated package: name -> text."""
-    sources = {
-        name: environment().get_template(template).render(model=model) for name, template in PACKAGE_TEMPLATES.items()
-    }
-    return {**format_sources(sources), "spec.json": model.spec_json}
+def render_package(model: ResolvedModel, notebook: bool = False) -> dict[str, str]:
+    """Every file of the generated package: name -> text; with `notebook`, notebook.ipynb too."""
+    templates = PACKAGE_TEMPLATES | (NOTEBOOK_TEMPLATES if notebook else {})
+    sources = {name: environment().get_template(template).render(model=model) for name, template in templates.items()}
+    files = format_sources(sources)
+    if notebook:
+        files["notebook.ipynb"] = notebook_from_script(files.pop("notebook.py"))
+    return {**files, "spec.json": model.spec_json}

@@ -3,7 +3,9 @@
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+# Not frozen: Python assigns an exception's __traceback__ (contextlib does on the way out of a `with`); eq=False
+# keeps exceptions hashable, as Python's own are.
+@dataclass(eq=False)
 class SpecError(Exception):
     """A spec that cannot be built, located as `file:line: field: message`."""
 

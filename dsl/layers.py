@@ -2,10 +2,12 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, Field, PositiveInt
+
+from dsl.base import SPEC_CONFIG, as_tuple
 
 Function = Literal["relu", "tanh", "sigmoid", "elu", "gelu", "softmax", "log_softmax"]
-Activation = Literal["none"] | Function
+Activation = Literal[("none", *Function.__args__)]  # one Literal, so a bad value gets one message listing all
 Initializer = Literal["glorot_uniform", "he_normal", "he_uniform", "zeros"]
 Padding = Literal["valid", "same"]
 
@@ -15,11 +17,11 @@ def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
 
 
 # An int or an [height, width] pair, always stored as a pair.
-Pair = Annotated[PositiveInt | tuple[PositiveInt, PositiveInt], AfterValidator(_as_pair)]
+Pair = Annotated[PositiveInt | as_tuple(tuple[PositiveInt, PositiveInt]), AfterValidator(_as_pair)]
 
 
 class _Layer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SPEC_CONFIG
 
 
 class Dense(_Layer):

@@ -6,11 +6,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from dsl.analysis import first_problem, input_problem
+from dsl.document import compose
+from dsl.dataset import NUM_CLASSES
 from dsl.errors import SpecError
-from dsl.shapes import ShapeProblem, infer_shapes
+from dsl.shapes import LayerShape, ShapeProblem, infer_shapes
 from dsl.spec import Spec
 
-NUM_CLASSES = 10
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -25,58 +27,82 @@ def load_spec(path: str | Path) -> Spec:
 
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:
     """Validate spec text; `filename` only labels the errors."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise SpecError(filename, line, "", f"malformed YAML: {getattr(error, 'problem', error)}") from None
+    return parse_document(text, filename)[0]
+
+
+def parse_document(text: str, filename: str = "<spec>") -> tuple[Spec, yaml.Node]:
+    """The validated spec and its YAML node tree, which locates each field's line."""
+    root, data = compose(text, filename)
     if not isinstance(data, dict):
         raise SpecError(filename, 1, "", "a spec is a mapping with name, input, layers and training")
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
-        raise _spec_error(filename, root, data, error.errors()[0]) from None
-    _check_shapes(spec, filename, root)
-    return spec
+        raise _spec_error(filename, root, data, _deepest(data, error.errors())) from None
+    _refuse(filename, root, input_problem(spec))
+    _refuse(filename, root, first_problem(spec, _check_shapes(spec, filename, root)))
+    return spec, root
 
 
-def _check_shapes(spec: Spec, filename: str, root: yaml.Node) -> None:
+def _refuse(filename: str, root: yaml.Node, problem: tuple[str, str] | None) -> None:
+    if problem is not None:
+        field, message = problem
+        raise SpecError(filename, line_of(root, field), field, message)
+
+
+def _check_shapes(spec: Spec, filename: str, root: yaml.Node) -> list[LayerShape]:
     try:
         shapes = infer_shapes(spec)
     except ShapeProblem as problem:
-        raise SpecError(filename, _line_of(root, problem.field), problem.field, str(problem)) from None
+        raise SpecError(filename, line_of(root, problem.field), problem.field, str(problem)) from None
     if spec.training is not None and shapes[-1].output_shape != (NUM_CLASSES,):
         field = f"layers[{len(shapes) - 1}]"
         message = f"a trained model ends in {NUM_CLASSES} class scores, got the shape {shapes[-1].output_shape}"
-        raise SpecError(filename, _line_of(root, field), field, message)
+        raise SpecError(filename, line_of(root, field), field, message)
+    return shapes
 
 
 def _spec_error(filename: str, root: yaml.Node, data: dict, detail: dict[str, Any]) -> SpecError:
-    path = _data_path(data, detail["loc"])
+    path = _data_path(data, detail)
     received = detail.get("input")
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "unknown_layer":
         message = f"unknown layer {_layer_keys(received)}: {message}"
+    elif detail["type"] == "union_tag_not_found":
+        message = f"needs a {detail['ctx']['discriminator']} key"
     elif detail["type"] != "missing" and not isinstance(received, (dict, list)) and "Received" not in message:
         message = f"{message}. Received: {received!r}"
     return SpecError(filename, _line_of_path(root, path), _field_name(path), message)
+
+
+# Errors saying that a value is not of a branch's type: for a list or mapping, another branch says more.
+TYPE_MISMATCHES = frozenset({"int_type", "float_type", "bool_type", "string_type", "none_required", "literal_error"})
+
+
+def _deepest(data: dict, details: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error that reaches furthest into the spec: of a union's branches, the one that matched the value's form."""
+
+    def reach(detail: dict[str, Any]) -> tuple[int, bool]:
+        is_container = isinstance(detail.get("input"), (dict, list))
+        return len(_data_path(data, detail)), not (is_container and detail["type"] in TYPE_MISMATCHES)
+
+    return max(details, key=reach)
 
 
 def _layer_keys(entry: Any) -> str:
     return ", ".join(map(repr, entry)) if isinstance(entry, dict) else repr(entry)
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
-    """Pydantic's error location without union tags: keep only the keys the spec itself has."""
+def _data_path(data: Any, detail: dict[str, Any]) -> tuple:
+    """Pydantic's error location without union tags: the keys the spec itself has, and the one it lacks."""
     path: list = []
+    loc = detail["loc"]
     for position, part in enumerate(loc):
         is_last = position == len(loc) - 1
         if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int):
             path.append(part)
             data = data[part] if isinstance(data, dict) or part < len(data) else None
-        elif is_last:
+        elif is_last and detail["type"] == "missing" and isinstance(data, dict):
             path.append(part)
     return tuple(path)
 
@@ -88,7 +114,7 @@ def _field_name(path: tuple) -> str:
     return text
 
 
-def _line_of(root: yaml.Node, field: str) -> int | None:
+def line_of(root: yaml.Node, field: str) -> int | None:
     parts: list = []
     for token in field.replace("[", ".[").split("."):
         if token:

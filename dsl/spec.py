@@ -1,12 +1,11 @@
 """The whole spec: a name, an input shape, a list of single-key layer entries, a training section."""
 
 import keyword
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     PositiveInt,
@@ -14,6 +13,8 @@ from pydantic import (
     create_model,
 )
 
+from dsl.base import SPEC_CONFIG, as_tuple
+from dsl.codes import CODES
 from dsl.layers import LAYER_TYPES
 from dsl.training import Training
 
@@ -33,7 +34,7 @@ def _entry_model(kind: str, layer: type) -> type[BaseModel]:
     """The single-key mapping `{kind: {arguments}}` as a model, for validation and the JSON Schema."""
     return create_model(
         f"{kind}Entry",
-        __config__=ConfigDict(extra="forbid", frozen=True),
+        __config__=SPEC_CONFIG,
         __doc__=layer.__doc__,
         **{kind: (layer, ...)},
     )
@@ -60,15 +61,37 @@ LayerEntry = Annotated[
 ]
 
 
+class Limits(BaseModel):
+    """Bounds `build` checks, so that a typo such as `units: 1000000` is refused instead of exhausting memory."""
+
+    model_config = SPEC_CONFIG
+
+    parameters: PositiveInt = Field(default=50_000_000, description="most weights, trainable or not, in the model")
+    activations: PositiveInt = Field(
+        default=10_000_000, description="most values all layers together output for one image"
+    )
+
+
+class LintSettings(BaseModel):
+    """Which `fmnist-dsl lint` findings this spec accepts; say why in a comment beside the list."""
+
+    model_config = SPEC_CONFIG
+
+    ignore: as_tuple(tuple[Literal[tuple(CODES)], ...]) = ()
+
+
 class Spec(BaseModel):
     """A network for 28x28 images, declared once for both frameworks."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SPEC_CONFIG
 
     name: Annotated[str, AfterValidator(_check_name)]
-    input: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(description="height, width, channels")
+    input: as_tuple(tuple[PositiveInt, PositiveInt, PositiveInt]) = Field(description="height, width, channels")
     layers: list[LayerEntry] = Field(min_length=1)
     training: Training | None = None
+    # Neither changes the model or its training, so neither is part of the normalised spec (nor of its hash).
+    limits: Limits = Field(default=Limits(), exclude=True)
+    lint: LintSettings = Field(default=LintSettings(), exclude=True)
 
     def layer_list(self) -> list[tuple[str, BaseModel]]:
         """Each layer as (kind, arguments)."""

@@ -2,11 +2,13 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from dsl.base import SPEC_CONFIG
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SPEC_CONFIG
 
 
 class SGD(_Section):
@@ -91,4 +93,5 @@ class Training(_Section):
     schedule: Schedule | None = None
     early_stopping: EarlyStopping | None = None
     augmentation: Augmentation = Augmentation()
-    seed: int = Field(default=0, ge=0)
+    # Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)

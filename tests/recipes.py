@@ -5,7 +5,15 @@ from dsl.training import Training
 from runtime.common.recipe import Recipe
 
 
+def _lowered(optimizer: dict | None) -> dict:
+    return lower_training(Training.model_validate({"optimizer": optimizer or {"name": "sgd"}}))
+
+
+def full_optimizer(optimizer: dict) -> dict:
+    """A partial optimizer section with the DSL's defaults filled in, as the runtime's optimizers take it."""
+    return _lowered(optimizer)["optimizer"]
+
+
 def make_recipe(optimizer: dict | None = None, **overrides) -> Recipe:
     """The default recipe with `optimizer` (a partial spec section, defaults filled in) and flat overrides."""
-    training = Training.model_validate({"optimizer": optimizer or {"name": "sgd"}})
-    return Recipe.from_dict(lower_training(training) | overrides)
+    return Recipe.from_dict(_lowered(optimizer) | overrides)

@@ -1,20 +1,37 @@
-"""Hypothesis strategies: random valid architectures using every DSL layer kind."""
+"""Hypothesis strategies: random valid architectures using every DSL layer kind, and building what they draw.
+
+Every drawn spec is valid by construction (the strategy follows the shapes), so no test filters examples away. A key
+whose drawn value is the DSL's default is left out half the time, so the defaults are exercised as written.
+"""
+
+from pathlib import Path
 
 import yaml
 from hypothesis import strategies as st
 
+from compilers.project import build_and_import
 from dsl.layers import Function, Initializer
 from dsl.shapes import spatial_output
 
 ACTIVATIONS = st.sampled_from(("none", *Function.__args__))
 INITIALIZERS = st.sampled_from(Initializer.__args__)
+PADDINGS = st.sampled_from(["valid", "same"])
+HEADS = st.sampled_from(["none", "softmax", "log_softmax"])
 
 
-def _window(draw, shape, limit: int) -> tuple[list[int], list[int], str]:
-    padding = draw(st.sampled_from(["valid", "same"]))
-    window = [draw(st.integers(1, min(limit, n))) for n in shape[:2]]
-    strides = [draw(st.integers(1, 3)) for _ in range(2)]
-    return window, strides, padding
+def _args(draw, values: dict, defaults: dict) -> dict:
+    """`values` without some of the keys that hold their default (the DSL fills those in)."""
+    return {key: value for key, value in values.items() if value != defaults.get(key) or draw(st.booleans())}
+
+
+def _pair(draw, pair: tuple[int, int]):
+    """A pair as the spec may write it: an int when both sides agree, half the time."""
+    return pair[0] if pair[0] == pair[1] and draw(st.booleans()) else list(pair)
+
+
+def _window(draw, shape, limit: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    window = tuple(draw(st.integers(1, min(limit, n))) for n in shape[:2])
+    return window, tuple(draw(st.integers(1, 3)) for _ in range(2))
 
 
 def _spatial(shape, window, strides, padding) -> tuple[int, int]:
@@ -24,57 +41,75 @@ def _spatial(shape, window, strides, padding) -> tuple[int, int]:
 def _shape_keeping_layer(draw) -> dict:
     kind = draw(st.sampled_from(["BatchNorm", "Dropout", "Activation"]))
     if kind == "BatchNorm":
-        return {
-            "BatchNorm": {
-                "momentum": draw(st.sampled_from([0.9, 0.99])),
-                "epsilon": draw(st.sampled_from([1e-3, 1e-5])),
-            }
-        }
+        values = {"momentum": draw(st.sampled_from([0.5, 0.9, 0.99])), "epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1]))}
+        return {"BatchNorm": _args(draw, values, {"momentum": 0.99, "epsilon": 1e-3})}
     if kind == "Dropout":
-        return {"Dropout": {"rate": draw(st.sampled_from([0.0, 0.3]))}}
+        return {"Dropout": {"rate": draw(st.sampled_from([0.0, 0.3, 0.5]))}}
     return {"Activation": {"name": draw(st.sampled_from(Function.__args__))}}
+
+
+def _conv(draw, shape) -> tuple[dict, tuple[int, ...]]:
+    window, strides = _window(draw, shape, 5)
+    padding, filters = draw(PADDINGS), draw(st.integers(1, 6))
+    values = {"filters": filters, "kernel_size": window, "strides": strides, "padding": padding}
+    values |= {"activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}
+    values |= {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}
+    defaults = {"strides": (1, 1), "padding": "valid", "activation": "none", "use_bias": True}
+    args = _args(draw, values, defaults | {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"})
+    args |= {key: _pair(draw, args[key]) for key in ("kernel_size", "strides") if key in args}
+    return {"Conv2D": args}, (*_spatial(shape, window, strides, padding), filters)
+
+
+def _pool(draw, shape) -> tuple[dict, tuple[int, ...]]:
+    window, strides = _window(draw, shape, 3)
+    padding = draw(PADDINGS)
+    values = {"pool_size": window, "strides": None if draw(st.booleans()) else strides, "padding": padding}
+    args = _args(draw, values, {"pool_size": (2, 2), "strides": None, "padding": "valid"})
+    args |= {key: _pair(draw, args[key]) for key in ("pool_size", "strides") if args.get(key) is not None}
+    output = _spatial(shape, window, values["strides"] or window, padding)
+    return {"MaxPool": args}, (*output, shape[2])
 
 
 def _feature_map_layer(draw, shape) -> tuple[dict, tuple[int, ...]]:
     kind = draw(st.sampled_from(["Conv2D", "Conv2D", "MaxPool", "other"]))
     if kind == "Conv2D":
-        window, strides, padding = _window(draw, shape, 5)
-        filters = draw(st.integers(1, 6))
-        args = {"filters": filters, "kernel_size": window, "strides": strides, "padding": padding}
-        args |= {
-            "activation": draw(ACTIVATIONS),
-            "use_bias": draw(st.booleans()),
-            "kernel_initializer": draw(INITIALIZERS),
-        }
-        return {"Conv2D": args}, (*_spatial(shape, window, strides, padding), filters)
+        return _conv(draw, shape)
     if kind == "MaxPool":
-        window, strides, padding = _window(draw, shape, 3)
-        return {"MaxPool": {"pool_size": window, "strides": strides, "padding": padding}}, (
-            *_spatial(shape, window, strides, padding),
-            shape[2],
-        )
+        return _pool(draw, shape)
     return _shape_keeping_layer(draw), shape
 
 
 def _dense_layer(draw) -> dict:
     if draw(st.booleans()):
-        args = {"units": draw(st.integers(1, 12)), "activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}
-        return {"Dense": args | {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}}
+        values = {"units": draw(st.integers(1, 12)), "activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}
+        values |= {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}
+        defaults = {"activation": "none", "use_bias": True, "kernel_initializer": "glorot_uniform"}
+        return {"Dense": _args(draw, values, defaults | {"bias_initializer": "zeros"})}
     return _shape_keeping_layer(draw)
 
 
 @st.composite
-def architectures(draw, classes: int | None = None) -> str:
-    """Spec text: feature-map layers, Flatten, then flat layers; ends in `classes` units if given."""
+def architectures(draw, classes: int | None = None, name: str = "arch") -> dict:
+    """A spec as a dict: feature-map layers, Flatten, then flat layers; ends in a `classes`-way Dense if given."""
     shape = (draw(st.integers(5, 14)), draw(st.integers(5, 14)), draw(st.integers(1, 3)))
-    spec = {"name": "prop", "input": list(shape), "layers": []}
+    spec = {"name": name, "input": list(shape), "layers": []}
     for _ in range(draw(st.integers(0, 4))):
         layer, shape = _feature_map_layer(draw, shape)
         spec["layers"].append(layer)
     spec["layers"].append({"Flatten": {}})
     spec["layers"] += [_dense_layer(draw) for _ in range(draw(st.integers(0, 4)))]
     if classes:
-        spec["layers"].append(
-            {"Dense": {"units": classes, "activation": draw(st.sampled_from(["none", "softmax", "log_softmax"]))}}
-        )
+        spec["layers"].append({"Dense": {"units": classes, "activation": draw(HEADS)}})
+    return spec
+
+
+def as_yaml(spec: dict) -> str:
+    """The spec file's text."""
     return yaml.safe_dump(spec, sort_keys=False)
+
+
+def build_architecture(spec: dict, folder: Path):
+    """The generated package of a drawn spec, built under `folder` and imported."""
+    spec_file = folder / f"{spec['name']}.yaml"
+    spec_file.write_text(as_yaml(spec))
+    return build_and_import(spec_file, folder / "out")

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from compilers.commands import add_keras_backend_flag
+
 
 def register(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="time the generated training loops against baseline loops")
@@ -11,3 +13,4 @@ def register(subparsers) -> None:
     bench.add_argument("--frameworks", help="comma-separated: torch,keras (default: both)")
     bench.add_argument("--rounds", type=int, help="alternate baseline and generated loops R times (default 1)")
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
+    add_keras_backend_flag(bench)

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+from compilers.commands.lint import warn
 from compilers.project import build_packages, stale_files, write_packages
 
 EXIT_STALE = 1
@@ -14,13 +15,15 @@ def register(subparsers) -> None:
     build.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
     build.add_argument("--out", type=Path, default=Path("generated"), help="output folder (default: ./generated)")
     build.add_argument("--check", action="store_true", help="write nothing; exit 1 if OUT differs from the specs")
+    build.add_argument("--notebook", action="store_true", help="also write notebook.ipynb: train, plot, parity")
     build.set_defaults(run=run_build)
     schema = subparsers.add_parser("schema", help="print the JSON Schema of a spec file")
     schema.set_defaults(run=run_schema)
 
 
 def run_build(args) -> int:
-    packages = build_packages(args.specs)
+    packages = build_packages(args.specs, notebook=args.notebook)
+    warn(args.specs)  # suspicious but valid: said once, and built all the same
     if not args.check:
         for path in write_packages(packages, args.out):
             print(f"wrote {path}/")
@@ -30,7 +33,7 @@ def run_build(args) -> int:
         print(f"{args.out}/ is up to date with {len(packages)} spec(s)")
         return 0
     sys.stdout.writelines(diffs)
-    specs = " ".join(str(path) for path in args.specs)
+    specs = " ".join(["--notebook"] * args.notebook + [str(path) for path in args.specs])
     print(f"\n{args.out}/ is stale; regenerate with: fmnist-dsl build {specs} --out {args.out}", file=sys.stderr)
     return EXIT_STALE
 

@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
-FRAMEWORK_CHOICES = ("torch", "keras", "both")
+from dsl.targets import FRAMEWORKS
+
+from compilers.commands import add_keras_backend_flag
+
+FRAMEWORK_CHOICES = (*FRAMEWORKS, "both")
 JIT_CHOICES = ("auto", "on", "off")
 
 
@@ -18,9 +22,12 @@ def register(subparsers) -> None:
     evaluate.add_argument(
         "--official-test", action="store_true", help="score on the official 10,000 test images, not the run's split"
     )
+    add_keras_backend_flag(evaluate)
     compare = subparsers.add_parser("compare", help="train both frameworks and write a side-by-side report")
     compare.add_argument("spec", type=Path, metavar="SPEC")
     _add_run_flags(compare)
+    seeds_help = "train both once per seed, into RUN_DIR/seed-S; the report weighs the gap against the seeds' spread"
+    compare.add_argument("--seeds", type=int, nargs="+", metavar="S", help=seeds_help)
 
 
 def _add_run_flags(parser) -> None:
@@ -32,3 +39,6 @@ def _add_run_flags(parser) -> None:
     parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--jit-compile", choices=JIT_CHOICES, help="Keras: XLA-compile the train step (default auto)")
+    replicas_help = "data-parallel replicas (processes in PyTorch, devices in Keras), each on 1/N of every batch"
+    parser.add_argument("--replicas", type=int, metavar="N", help=replicas_help)
+    add_keras_backend_flag(parser)

@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> dict:
         spec_file=SPEC_FILE,
         resume=options.resume,
         mixed_precision=options.mixed_precision,
+        replicas=options.replicas,
     )
 
 
 if __name__ == "__main__":
-    main()
+    from runtime.common.interrupt import run_script
+
+    run_script(main, "torch", default_run_dir="runs/cnn_logsoftmax")

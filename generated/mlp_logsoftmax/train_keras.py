@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from runtime.common.recipe import Recipe, load_splits, parse_options
-from runtime.keras import init, optim, training
+from runtime.keras import distributed, init, optim, training
 from runtime.keras.losses import loss_function
 
 from . import OUTPUT, RECIPE, WEIGHTS, build_keras_model
@@ -26,20 +26,24 @@ def main(argv: list[str] | None = None) -> dict:
     options = parse_options(argv, Recipe.from_dict(RECIPE), run_dir="runs/mlp_logsoftmax")
     recipe = options.recipe
     splits = load_splits(recipe, options.data_dir, options.train_limit)
-    keras.utils.set_random_seed(recipe.seed)  # dropout masks
-    model = build_keras_model()
-    init.load_initial_weights(model, WEIGHTS, recipe.seed)
-    model.compile(
-        optimizer=optim.from_config(recipe.optimizer),
-        loss=loss_function(OUTPUT),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=training.STEPS_PER_EXECUTION,
-        jit_compile=training.jit_compile(options.jit_compile),
-    )
+    # --replicas N: the model and its optimizer live on N devices, each training on 1/N of every batch.
+    with distributed.scope(options.replicas, recipe.batch_size):
+        keras.utils.set_random_seed(recipe.seed)  # dropout masks
+        model = build_keras_model()
+        init.load_initial_weights(model, WEIGHTS, recipe.seed)
+        model.compile(
+            optimizer=optim.from_config(recipe.optimizer),
+            loss=loss_function(OUTPUT),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            steps_per_execution=training.STEPS_PER_EXECUTION,
+            jit_compile=training.jit_compile(options.jit_compile),
+        )
     return training.fit(
         model, splits, recipe, options.run_dir / "keras", spec_file=SPEC_FILE, resume=options.resume
     )
 
 
 if __name__ == "__main__":
-    main()
+    from runtime.common.interrupt import run_script
+
+    run_script(main, "keras", default_run_dir="runs/mlp_logsoftmax")

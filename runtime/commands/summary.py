@@ -1,5 +1,7 @@
 """`fmnist-dsl summary`: the layer table, the DSL's inference beside both frameworks' own figures."""
 
+from runtime.common.constants import FRAMEWORKS
+from runtime.common.frameworks import require
 from runtime.interop import introspect
 
 SIDES = ("dsl", "torch", "keras")
@@ -39,6 +41,7 @@ def _cell(shape, trainable, frozen) -> str:
 
 def run(args, build) -> int:
     """Print the table of the spec's package."""
+    require(*FRAMEWORKS, purpose="summary")
     rows = summary_rows(build(args.spec))
     header = f"{'layer':<10} {'kind':<10} | {'DSL':^27} | {'PyTorch (as NHWC)':^27} | {'Keras':^27}"
     print(header)

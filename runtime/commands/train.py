@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from runtime.common import interrupt
 from runtime.common.constants import FRAMEWORKS
+from runtime.common.frameworks import require
 from runtime.common.rundir import read_json
 
 EXIT_TRAINING_FAILED = 3
-SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "jit_compile")
+SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "jit_compile", "replicas")
+EXIT_BAD_INPUT = 2
 
 
 def script_argv(args, run_dir: Path) -> list[str]:
@@ -26,24 +31,56 @@ def script_argv(args, run_dir: Path) -> list[str]:
 def run_train(args, build) -> int:
     """Train in each chosen framework, PyTorch first (its modules load triton before TensorFlow can)."""
     from runtime.common.data import DataError
+    from runtime.common.replicas import ReplicasError
     from runtime.common.rules import NonFiniteLossError
     from runtime.common.rundir import prepare_run_dir
 
-    package = build(args.spec)
-    run_dir = args.run_dir or Path("runs") / package.NAME
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    require(*frameworks, purpose=f"train --framework {args.framework}")
+    package = build(args.spec)
+    problem = replicas_problem(args, package, frameworks)
+    if problem:
+        print(f"fmnist-dsl: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run_dir = args.run_dir or Path("runs") / package.NAME
     for framework in frameworks:  # an unwritable folder fails here, before any training
         prepare_run_dir(run_dir / framework)
     for framework in frameworks:
         script = importlib.import_module(f"{package.__name__}.train_{framework}")
         try:
             script.main(script_argv(args, run_dir))
+        except ReplicasError as error:  # a device count the framework itself reports (GPUs)
+            print(f"fmnist-dsl: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except (NonFiniteLossError, DataError) as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
             return EXIT_TRAINING_FAILED
+        except KeyboardInterrupt:
+            epochs = args.epochs or package.RECIPE["epochs"]
+            line = interrupt.stopped_line(framework, run_dir / framework, resume_command(args, run_dir), epochs)
+            print(f"fmnist-dsl: {line}", file=sys.stderr)
+            return interrupt.EXIT_INTERRUPTED
     if not getattr(args, "quiet", False):
         print(summary(run_dir))
     return 0
+
+
+def replicas_problem(args, package, frameworks) -> str | None:
+    """What rules out --replicas N for these frameworks, before any process or device starts; None when nothing."""
+    from runtime.common import replicas
+
+    count = getattr(args, "replicas", None) or 1
+    problem = replicas.problem(count, args.batch_size or package.RECIPE["batch_size"])
+    if not problem and count > 1 and "keras" in frameworks and os.environ.get("KERAS_BACKEND") == "torch":
+        problem = f"--replicas {count}: Keras on the torch backend trains on one device; use --framework torch"
+    return problem
+
+
+def resume_command(args, run_dir: Path) -> list[str]:
+    """The `fmnist-dsl train` command line that continues this one from its last checkpoint."""
+    command = ["fmnist-dsl", "train", str(args.spec), "--framework", args.framework]
+    command += ["--quiet"] if getattr(args, "quiet", False) else []
+    return command + interrupt.with_resume(script_argv(args, run_dir))
 
 
 def summary(run_dir: Path) -> str:
@@ -70,14 +107,13 @@ def summary(run_dir: Path) -> str:
 def run_evaluate(args, build) -> int:
     """Exit 1 when a reloaded model does not give back the test accuracy its run recorded."""
     from runtime.common.data import DataError
-    from runtime.common.frameworks import guard_triton
-
-    guard_triton()
-    from runtime.interop import evaluation
 
     runs = [args.run_dir / framework for framework in FRAMEWORKS if (args.run_dir / framework / "run.json").exists()]
     if not runs:
         raise FileNotFoundError(f"{args.run_dir} holds no finished torch/ or keras/ run (run.json)")
+    require(*(run.name for run in runs), purpose=f"evaluate {args.run_dir}")
+    from runtime.interop import evaluation
+
     reproduced = True
     for run in runs:
         package = build(run / "spec.json")
@@ -96,35 +132,37 @@ def run_evaluate(args, build) -> int:
     return 0 if reproduced else 1
 
 
-def compare_report(name: str, run_dir: Path) -> str:
-    """compare.md: one row per framework, and the curves."""
-    rows = []
-    for framework in FRAMEWORKS:
-        history, info = read_json(run_dir / framework / "history.json"), read_json(run_dir / framework / "run.json")
-        metrics = read_json(run_dir / framework / "metrics.json")
-        seconds = sum(r["seconds"] for r in history) / len(history)
-        rows.append(
-            f"| {framework} | {metrics['test_accuracy']:.4f} | {metrics['test_loss']:.4f} | {len(history)} | "
-            f"{seconds:.2f} | {info.get('peak_rss_mb', float('nan')):.0f} |"
-        )
-    header = "| framework | test accuracy | test loss | epochs | seconds/epoch | peak RSS (MiB) |\n|---|---|---|---|---|---|"
-    return "\n".join([f"# {name}: PyTorch vs Keras", "", header, *rows, "", "![curves](compare.png)", ""])
+def _child(command: list[str]) -> int:
+    """Run a training process to its end; on Ctrl-C (which it gets too) wait while it saves and says how to go on."""
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()
 
 
 def run_compare(args, build) -> int:
-    """Each framework in its own process, so each run's peak memory is its own."""
-    from runtime.common import plots
+    """Each framework in its own process, so each run's peak memory is its own; then compare.md and its figures."""
+    from runtime.commands import compare
 
+    problem = compare.seeds_problem(args)
+    if problem:
+        print(f"fmnist-dsl: compare: {problem}", file=sys.stderr)
+        return compare.EXIT_BAD_SEEDS
+    require(*FRAMEWORKS, purpose="compare")
     package = build(args.spec)
     run_dir = args.run_dir or Path("runs") / package.NAME
-    for framework in FRAMEWORKS:
-        command = [sys.executable, "-m", "compilers.cli", "train", str(args.spec), "--framework", framework, "--quiet"]
-        status = subprocess.run(command + script_argv(args, run_dir), check=False).returncode
-        if status:
-            return status
-    histories = {framework: read_json(run_dir / framework / "history.json") for framework in FRAMEWORKS}
-    plots.plot_comparison(histories, run_dir / "compare.png")
-    (run_dir / "compare.md").write_text(compare_report(package.NAME, run_dir), encoding="utf-8")
-    print(summary(run_dir))
-    print(f"wrote {run_dir / 'compare.md'} and {run_dir / 'compare.png'}")
+    folders = compare.seed_folders(run_dir, args.seeds)
+    cli = [sys.executable, "-m", "compilers.cli", *(["--verbose"] if getattr(args, "verbose", False) else [])]
+    for seed, folder in folders.items():
+        seed_args = argparse.Namespace(**vars(args) | ({} if seed is None else {"seed": seed}))
+        for framework in FRAMEWORKS:
+            train = ["train", str(args.spec), "--framework", framework, "--quiet", *script_argv(seed_args, folder)]
+            status = _child(cli + train)
+            if status:
+                return status
+    written = compare.write_report(package, folders, args.data_dir, run_dir)
+    for folder in folders.values():
+        print(summary(folder))
+    print("wrote " + ", ".join(str(path) for path in written if path.exists()))
     return 0

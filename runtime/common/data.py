@@ -19,10 +19,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-# fmt: off
-CLASS_NAMES: tuple[str, ...] = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-# fmt: on
+from dsl.dataset import CLASS_NAMES  # noqa: F401  -- re-exported: the data set's facts live in dsl/dataset.py
+
 BASE_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 OFFICIAL_REPO = "https://github.com/zalandoresearch/fashion-mnist"
 ENV_VAR = "FMNIST_DATA_DIR"

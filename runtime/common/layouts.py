@@ -39,6 +39,11 @@ def flat_order_torch_to_keras(feature_map: FeatureMap) -> np.ndarray:
     return np.arange(height * width * channels).reshape(channels, height, width).transpose(1, 2, 0).ravel()
 
 
+def flat_to_keras_order(features: np.ndarray, feature_map: FeatureMap | None) -> np.ndarray:
+    """Features (N, C*H*W) flattened as nn.Flatten does, in Keras's (N, H*W*C) order; unchanged for None."""
+    return features if feature_map is None else features[:, flat_order_torch_to_keras(feature_map)]
+
+
 def to_keras_layout(array: np.ndarray, flattened: FeatureMap | None = None) -> np.ndarray:
     """A PyTorch weight array in Keras's layout: (out, in) -> (in, out), OIHW -> HWIO.
 

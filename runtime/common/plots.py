@@ -86,3 +86,20 @@ def plot_comparison(histories: dict[str, list[dict]], path: Path) -> None:
         _curves(axes, history, label=f"{name} ", style=style)
     axes[0].legend()
     _save(figure, path)
+
+
+def plot_class_comparison(accuracies: dict[str, list[float]], disagreement: list[float], path: Path) -> None:
+    """Per-class test accuracy of several models as grouped bars, and the share of each class they disagree on."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=(2, 1))
+    positions, width = np.arange(len(CLASS_NAMES)), 0.8 / len(accuracies)
+    for index, (name, values) in enumerate(accuracies.items()):
+        top.bar(positions + (index - (len(accuracies) - 1) / 2) * width, values, width, label=name)
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.legend()
+    bottom.bar(positions, disagreement, 0.6, color="gray")
+    bottom.set_ylabel("classified\ndifferently")
+    bottom.set_xticks(positions, CLASS_NAMES, rotation=45, ha="right")
+    for ax in (top, bottom):
+        ax.grid(axis="y", alpha=0.3)
+    _save(figure, path)

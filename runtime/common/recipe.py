@@ -6,6 +6,7 @@ The generated package prints the recipe once, as the dict `RECIPE`; both trainin
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from runtime.common import data as fmnist
+from runtime.common import replicas as replica_rules
 
 JIT_CHOICES = ("auto", "on", "off")
 
@@ -55,6 +57,7 @@ class Options:
     resume: bool
     mixed_precision: str
     jit_compile: str = "auto"
+    replicas: int = 1
 
 
 def parse_options(argv: list[str] | None, recipe: Recipe, run_dir: str) -> Options:
@@ -74,11 +77,15 @@ def parse_options(argv: list[str] | None, recipe: Recipe, run_dir: str) -> Optio
         default="auto",
         help="Keras only: compile the train step with XLA (auto: Keras's choice, off on a CPU with TensorFlow)",
     )
+    parser.add_argument("--replicas", type=int, default=1, help="data-parallel replicas, each on 1/N of a batch")
     args = parser.parse_args(argv)
+    problem = replica_rules.problem(args.replicas, args.batch_size)
+    if problem:  # before any process or device starts
+        print(f"{parser.prog}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     recipe = replace(recipe, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    return Options(
-        recipe, args.run_dir, args.data_dir, args.train_limit, args.resume, args.mixed_precision, args.jit_compile
-    )
+    choices = (args.resume, args.mixed_precision, args.jit_compile, args.replicas)
+    return Options(recipe, args.run_dir, args.data_dir, args.train_limit, *choices)
 
 
 def load_splits(recipe: Recipe, data_dir: str | None = None, train_limit: int | None = None) -> fmnist.Splits:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
+import re
 import resource
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,41 @@ from runtime.common.recipe import Recipe
 
 
 class RunDirError(OSError):
-    """The run folder cannot be created or written."""
+    """The run folder cannot be created or written, or a file in it cannot be used (an OSError: the CLI reports it)."""
+
+
+class RunFileError(RunDirError):
+    """A file of a run folder is truncated, corrupt, or not what this program writes there."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An error's message on one line, cut at `limit` characters (frameworks' load errors run to paragraphs)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn any failure to read `path` back, or to use what it holds, into one line naming the file.
+
+    Frameworks' loaders fail by how a file is broken (RuntimeError, EOFError, KeyError, ValueError, BadZipFile,
+    UnpicklingError, ...), so this catches them all; keep the block to the load itself.
+    """
+    try:
+        yield
+    except RunDirError:
+        raise
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # what torch's weights_only unpickler would not build
+        raise RunFileError(
+            f"{path}: refused: it holds Python objects besides tensors and plain values"
+            f"{f' ({found[1]})' if found else ''}, and loading those could run code"
+        ) from error
+    except Exception as error:
+        detail = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) and error.args else one_line(error)
+        raise RunFileError(
+            f"{path}: cannot be read back (truncated, corrupt, or not from this model): {detail}"
+        ) from error
 
 
 def prepare_run_dir(path: Path) -> Path:
@@ -50,8 +88,11 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path, default: Any = None) -> Any:
-    """The JSON value in path, or default when there is no such file."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else default
+    """The JSON value in path, or default when there is no such file; a broken file is a RunFileError."""
+    if not path.exists():
+        return default
+    with reading(path):
+        return json.loads(path.read_text(encoding="utf-8"))
 
 
 def epoch_record(epoch: int, train: tuple[float, float], val: tuple[float, float] | None, lr: float, seconds: float):
@@ -88,14 +129,27 @@ def monitor_of(splits: fmnist.Splits) -> str:
 
 def write_results(run_dir: Path, history: list[dict], splits: fmnist.Splits, y_pred: np.ndarray, loss: float) -> dict:
     """metrics.json and the PNG plots of a finished run; returns the metrics."""
-    from runtime.common import metrics, plots  # matplotlib is needed only once training is over
+    from runtime.common import metrics
 
     results = metrics.test_metrics(splits.y_test, y_pred, loss)
     write_json(run_dir / "metrics.json", results)
-    plots.plot_history(history, run_dir / "curves.png")
-    plots.plot_confusion(results["confusion_matrix"], run_dir / "confusion_matrix.png")
-    plots.plot_predictions(splits.x_test, splits.y_test, y_pred, run_dir / "predictions.png")
+    with plotting("curves.png, confusion_matrix.png and predictions.png"):
+        from runtime.common import plots  # matplotlib is needed only once training is over
+
+        plots.plot_history(history, run_dir / "curves.png")
+        plots.plot_confusion(results["confusion_matrix"], run_dir / "confusion_matrix.png")
+        plots.plot_predictions(splits.x_test, splits.y_test, y_pred, run_dir / "predictions.png")
     return results
+
+
+@contextmanager
+def plotting(figures: str) -> Iterator[None]:
+    """Draw figures in the block; a failure (matplotlib missing or broken, say) is a one-line notice, not a crash
+    after the training it would report on."""
+    try:
+        yield
+    except Exception as error:
+        print(f"{figures} not drawn: {one_line(error)}", file=sys.stderr)
 
 
 def epoch_line(framework: str, row: dict) -> str:

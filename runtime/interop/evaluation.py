@@ -1,14 +1,12 @@
 """Score a finished run again: reload the model it saved and predict the test split its recipe names
-(or the official test set).
-
-Call `runtime.common.frameworks.guard_triton()` in the calling process before anything loads TensorFlow.
+(or the official test set). Only the framework that trained the run is imported.
 """
 
 from pathlib import Path
 
 import numpy as np
 
-from runtime.common.constants import EVAL_BATCH, LOSS_EPSILON
+from runtime.common.constants import LOSS_EPSILON
 from runtime.common.data import load_split_arrays
 from runtime.common.recipe import Recipe, load_splits
 from runtime.common.rundir import read_json
@@ -38,11 +36,7 @@ def test_figures(package, run_dir: Path, data_dir: str | None = None, official_t
     figures then belong to another test set, so there is nothing to reproduce.
     """
     x_test, y_test = _test_arrays(run_dir, data_dir, official_test)
-    torch_model, keras_model = export.load_trained(package, run_dir)
-    if (run_dir / "model.pt").exists():
-        outputs = export.torch_predict(torch_model, x_test)
-    else:
-        outputs = keras_model.predict(x_test, batch_size=EVAL_BATCH, verbose=0)
+    outputs = export.predict(export.source_framework(run_dir), export.load_trained(package, run_dir), x_test)
     probabilities = export.probabilities(package.OUTPUT, outputs)
     picked = probabilities[np.arange(len(y_test)), y_test]
     recorded = read_json(run_dir / "metrics.json", {})

@@ -117,10 +117,11 @@ def torch_to_keras(torch_model, keras_model) -> None:
 
 def keras_to_torch(keras_model, torch_model) -> None:
     """Copy every weight of `keras_model` into `torch_model` (built from the same spec)."""
+    import keras
     import torch
 
     pairs = tensor_pairs(torch_model, keras_model)
     with torch.no_grad():
         for pair in pairs:
-            values = to_torch_layout(np.asarray(pair.keras_variable.numpy()), pair.flattened)
+            values = to_torch_layout(keras.ops.convert_to_numpy(pair.keras_variable), pair.flattened)
             pair.torch_tensor.copy_(torch.from_numpy(values))

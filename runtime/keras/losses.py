@@ -21,7 +21,9 @@ def loss_function(output: str):
 
     def loss(y_true, y_pred):
         labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), NUM_CLASSES, dtype=y_pred.dtype)
-        return -ops.mean(ops.sum(labels * log_probabilities_of(y_pred), axis=-1))
+        # A sum over a count, not ops.mean: off TensorFlow, ops.mean computes in float32 even on float64 input.
+        count = ops.cast(ops.shape(labels)[0], y_pred.dtype)
+        return -ops.divide(ops.sum(labels * log_probabilities_of(y_pred)), count)
 
     loss.__name__ = f"{output}_cross_entropy"
     return loss

@@ -8,18 +8,22 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from runtime.common import rules, rundir
+from runtime.common import interrupt, replicas, rules, rundir, runlock
 from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.recipe import Recipe, augment
+from runtime.common.resume import check_resumable
+from runtime.keras import distributed
 
-# Train steps run per call into the compiled graph: fewer Python round trips, the same arithmetic.
-STEPS_PER_EXECUTION = 32
+# Train steps run per call into the compiled graph: fewer Python round trips, the same arithmetic. Keras's torch
+# backend runs one step per call (it refuses more).
+STEPS_PER_EXECUTION = 1 if keras.backend.backend() == "torch" else 32
 
 
 def jit_compile(choice: str) -> bool | str:
@@ -37,15 +41,16 @@ class Batches(keras.utils.PyDataset):
     The portable feed: any Keras backend, and augmentation. On TensorFlow without augmentation, GraphBatches is used.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe, replica_count: int = 1) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        self.x, self.y, self.recipe = x, y, recipe
+        self.x, self.y, self.recipe, self.replicas = x, y, recipe, replica_count
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the order of a 0-based epoch; batch i of it depends on nothing else."""
         self.epoch = epoch
-        self.order = batch_order(len(self.y), self.recipe.batch_size, epoch, self.recipe.seed)
+        order = batch_order(len(self.y), self.recipe.batch_size, epoch, self.recipe.seed)
+        self.order = replicas.trim(order, self.replicas)  # equal parts for the replicas
 
     def __len__(self) -> int:
         return len(self.order)
@@ -61,31 +66,33 @@ class GraphBatches:
     The epoch's order lives in a variable that set_epoch fills before Keras opens the epoch's iterator.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, recipe: Recipe, replica_count: int = 1) -> None:
         import tensorflow as tf
 
-        self.size, self.recipe = len(y), recipe
-        self.order = tf.Variable(tf.zeros(len(y), tf.int64), trainable=False, name="batch_order")
+        self.size, self.recipe, self.replicas = len(y), recipe, replica_count
+        trained = replicas.trained_count(len(y), recipe.batch_size, replica_count)  # the last batch trimmed
+        self.order = tf.Variable(tf.zeros(trained, tf.int64), trainable=False, name="batch_order")
         images, labels, size = tf.constant(x), tf.constant(y), recipe.batch_size
 
         def gather(step):
             index = self.order[step * size : (step + 1) * size]
             return tf.gather(images, index), tf.gather(labels, index)
 
-        steps = math.ceil(len(y) / size)
+        steps = math.ceil(trained / size)
         self.dataset = tf.data.Dataset.range(steps).map(gather).prefetch(tf.data.AUTOTUNE)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the order of a 0-based epoch."""
-        self.order.assign(np.concatenate(batch_order(self.size, self.recipe.batch_size, epoch, self.recipe.seed)))
+        order = batch_order(self.size, self.recipe.batch_size, epoch, self.recipe.seed)
+        self.order.assign(np.concatenate(replicas.trim(order, self.replicas)))
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, recipe: Recipe) -> Batches | GraphBatches:
+def training_batches(x: np.ndarray, y: np.ndarray, recipe: Recipe, replica_count: int = 1) -> Batches | GraphBatches:
     """The fastest feed that keeps batch_order's batches: in-graph on TensorFlow, a PyDataset otherwise."""
     if keras.backend.backend() == "tensorflow" and not recipe.augments:
-        return GraphBatches(x, y, recipe)
-    return Batches(x, y, recipe)
+        return GraphBatches(x, y, recipe, replica_count)
+    return Batches(x, y, recipe, replica_count)
 
 
 def fit_inputs(data: Batches | GraphBatches) -> dict:
@@ -134,16 +141,18 @@ class Recorder(keras.callbacks.Callback):
             rundir.epoch_record(epoch, (float(logs["loss"]), float(logs["accuracy"])), val, self.lr, seconds)
         )
         monitored = (val or (logs["loss"],))[0]
-        if monitored < self.best:
-            self.best = monitored
-            _save_model(self.model, self.run_dir / "best.keras")
-        _save_model(self.model, self.run_dir / "model.keras")
-        optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.model.optimizer.variables)}
-        rundir.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
-        state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
-        state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
-        rundir.write_json(self.run_dir / "state.json", state)
-        rundir.write_json(self.run_dir / "history.json", self.history)
+        with interrupt.held():  # Ctrl-C waits for the epoch's files, so they agree
+            if monitored < self.best:
+                self.best = monitored
+                _save_model(self.model, self.run_dir / "best.keras")
+            _save_model(self.model, self.run_dir / "model.keras")
+            variables = self.model.optimizer.variables
+            optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+            rundir.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
+            state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
+            state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
+            rundir.write_json(self.run_dir / "state.json", state)
+            rundir.write_json(self.run_dir / "history.json", self.history)
         print(rundir.epoch_line("keras", self.history[-1]), flush=True)
 
 
@@ -187,30 +196,76 @@ def _rules(recipe: Recipe, monitor: str) -> list:
     return callbacks
 
 
-def _resume(model: keras.Model, run_dir: Path) -> tuple[dict, list]:
-    """Load the last checkpoint's weights and optimizer slots; returns the saved state and the best weights."""
-    state = rundir.read_json(run_dir / "state.json")
-    model.load_weights(run_dir / "model.keras")
+def _read_state(path: Path, rules_watched: int) -> dict:
+    """state.json, checked to hold what Recorder writes there."""
+    state = rundir.read_json(path)
+    with rundir.reading(path):
+        callbacks = [{"wait": int(c["wait"]), "best": float(c["best"])} for c in state["callbacks"]]
+        if len(callbacks) != rules_watched:
+            raise ValueError(f"{len(callbacks)} schedule/stopping states, the recipe has {rules_watched}")
+        saved = {"epoch": int(state["epoch"]), "best": float(state["best"]), "stopped": bool(state["stopped"])}
+    return saved | {"callbacks": callbacks}
+
+
+def _load_weights(model: keras.Model, path: Path) -> None:
+    """A .keras file's weight arrays into the spec's own model.
+
+    load_weights reads only the archive's weights, never its config, so no layer (a Lambda's Python function, say)
+    is rebuilt from the run folder: safe_mode is not even needed.
+    """
+    with rundir.reading(path), warnings.catch_warnings():
+        # The optimizer's slots come from optimizer.npz once it is built; Keras's warning that it skipped them misleads.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
+def _resume(model: keras.Model, run_dir: Path, rules_watched: int) -> tuple[dict, list, list | None]:
+    """Load the last checkpoint's weights and optimizer slots; returns the saved state, history and best weights."""
+    state = _read_state(run_dir / "state.json", rules_watched)
+    history = rundir.read_json(run_dir / "history.json", [])
+    if not isinstance(history, list) or len(history) < state["epoch"]:
+        raise rundir.RunFileError(f"{run_dir / 'history.json'}: missing or shorter than state.json's {state['epoch']}")
+    best_weights = None
+    if (run_dir / "best.keras").exists():
+        _load_weights(model, run_dir / "best.keras")
+        best_weights = model.get_weights()
+    _load_weights(model, run_dir / "model.keras")
     model.optimizer.build(model.trainable_variables)
-    with np.load(run_dir / "optimizer.npz") as saved:
+    path = run_dir / "optimizer.npz"
+    with rundir.reading(path), np.load(path, allow_pickle=False) as saved:  # numpy arrays only, no pickled objects
+        if len(saved.files) != len(model.optimizer.variables):
+            raise ValueError(f"{len(saved.files)} arrays for {len(model.optimizer.variables)} optimizer variables")
         for i, variable in enumerate(model.optimizer.variables):
             variable.assign(saved[f"v{i}"])
-    best_model = keras.saving.load_model(run_dir / "best.keras", compile=False)
-    return state, best_model.get_weights()
+    return state, history[: state["epoch"]], best_weights
 
 
 def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, spec_file=None, resume=False) -> dict:
-    """Train a compiled model, checkpoint every epoch, evaluate on the test set; returns metrics.json's content."""
+    """Train a compiled model, checkpoint every epoch, evaluate on the test set; returns metrics.json's content.
+
+    The run folder is locked for the whole run (runtime.common.runlock); --resume continues only the same model and
+    recipe. A model built in runtime.keras.distributed.scope trains on that many replicas, each global batch split
+    into equal parts, BatchNorm over the global batch.
+    """
     run_dir = rundir.prepare_run_dir(Path(run_dir))
+    with runlock.hold(run_dir):
+        return _fit(model, splits, recipe, run_dir, spec_file, resume)
+
+
+def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume: bool) -> dict:
+    """fit's run, in a run folder it holds."""
     has_val = len(splits.y_val) > 0
     monitor = "val_loss" if has_val else "loss"
-    data = training_batches(splits.x_train, splits.y_train, recipe)
+    replica_count = distributed.replicas_of(model)
+    if replica_count > 1:
+        distributed.synchronise_batchnorm(model)
+    data = training_batches(splits.x_train, splits.y_train, recipe, replica_count)
     schedule_and_stop = _rules(recipe, monitor)
     watched = [c for c in schedule_and_stop if not isinstance(c, keras.callbacks.LearningRateScheduler)]
     history, state, extra = [], {"epoch": 0, "best": math.inf, "stopped": False}, []
     if resume and (run_dir / "state.json").exists():
-        state, best_weights = _resume(model, run_dir)
-        history = rundir.read_json(run_dir / "history.json", [])[: state["epoch"]]
+        check_resumable(run_dir, "keras", recipe, spec_file, len(splits.y_train))
+        state, history, best_weights = _resume(model, run_dir, len(watched))
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
     rundir.copy_spec(spec_file, run_dir)
     versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
@@ -232,6 +287,7 @@ def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, sp
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
     rundir.write_json(
-        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
+        run_dir / "run.json",
+        info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
     )
     return rundir.write_results(run_dir, history, splits, predicted, float(test["loss"]))

@@ -67,7 +67,7 @@ class TrainStep:
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         out = self.model(x)
-        loss = self.loss_fn(out.float(), y)
+        loss = self.loss_fn(out.to(torch.promote_types(out.dtype, torch.float32)), y)  # halves up, float64 kept
         self.accelerator.backward(loss)
         self.optimizer.step()
         self.total_loss += loss.detach() * len(y)

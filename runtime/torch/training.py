@@ -14,11 +14,13 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from runtime.common import rules, rundir
+from runtime.common import interrupt, replicas, rules, rundir, runlock
 from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.layouts import to_channels_first
 from runtime.common.recipe import Recipe, augment
+from runtime.common.resume import check_resumable
+from runtime.torch import distributed
 from runtime.torch.step import TrainStep, graphs_possible
 
 
@@ -30,6 +32,26 @@ def seed_everything(seed: int) -> None:
 def _save(obj, path: Path) -> None:
     """torch.save through a temporary file, so an interrupted save never clobbers the last good one."""
     rundir.replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _resume(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path):
+    """Load checkpoint.pt into model and optimizer; returns (tracker, plateau, lr, stopped, history so far).
+
+    weights_only: the checkpoint holds tensors and plain values only, so unpickling it can build nothing else, and a
+    planted one runs no code.
+    """
+    path = run_dir / "checkpoint.pt"
+    with rundir.reading(path):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        tracker = rules.EarlyStop(**state["tracker"])
+        plateau = rules.Plateau(**state["plateau"]) if state["plateau"] else None
+        lr, stopped, epoch = float(state["learning_rate"]), bool(state["stopped"]), int(state["epoch"])
+    history = rundir.read_json(run_dir / "history.json", [])
+    if not isinstance(history, list) or len(history) < epoch:
+        raise rundir.RunFileError(f"{run_dir / 'history.json'}: missing or shorter than {path.name}'s {epoch} epochs")
+    return tracker, plateau, lr, stopped, history[:epoch]
 
 
 def _unwrap(model, accelerator: Accelerator) -> torch.nn.Module:
@@ -67,7 +89,8 @@ def evaluate(model, data: _Data, loss_fn, accelerator: Accelerator) -> tuple[flo
     total, predictions = 0.0, []
     with torch.no_grad(), accelerator.autocast():
         for start in range(0, len(data.y), EVAL_BATCH):
-            out = model(data.x_t[start : start + EVAL_BATCH]).float()
+            out = model(data.x_t[start : start + EVAL_BATCH])
+            out = out.to(torch.promote_types(out.dtype, torch.float32))  # halves up, float64 kept
             labels = data.y_t[start : start + EVAL_BATCH]
             total += loss_fn(out, labels).item() * len(labels)
             predictions.append(out.argmax(1).cpu().numpy())
@@ -79,13 +102,16 @@ def _train_epoch(step: TrainStep, data: _Data, recipe: Recipe, epoch: int, progr
     """One pass over the shuffled training set; returns (mean loss, accuracy) as Keras reports them."""
     step.model.train()
     step.reset_totals()
-    accelerator = step.accelerator
-    share = slice(accelerator.process_index, None, accelerator.num_processes)  # each process's part of a global batch
-    batches = [idx[share] for idx in batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed)]
-    bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+    rank, count = step.accelerator.process_index, step.accelerator.num_processes
+    global_batches = replicas.trim(batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed), count)
+    batches = [replicas.share(idx, rank, count) for idx in global_batches]  # this process's part of each
+    # disable=None: no bar where stderr is no terminal (a log, a pipe), as the Keras loop does.
+    disable = None if progress else True
+    bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=disable, leave=False)
     for index, (idx, index_t) in enumerate(zip(bar, data.device_batches(batches))):
         step(*data.batch(idx, index_t, recipe, epoch, index))
-    return step.total_loss.item() / len(data.y), step.correct.item() / len(data.y)
+    trained = sum(len(idx) for idx in global_batches)
+    return distributed.summed(step.total_loss).item() / trained, distributed.summed(step.correct).item() / trained
 
 
 def _trackers(recipe: Recipe) -> tuple[rules.EarlyStop, rules.Plateau | None]:
@@ -111,29 +137,44 @@ def fit(
     mixed_precision: str = "no",
     progress: bool = True,
     cuda_graphs: bool = True,
+    replicas: int = 1,
 ) -> dict:
     """Train, checkpoint every epoch, evaluate on the test set; returns metrics.json's content.
 
-    On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch.step).
+    On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch.step). The run folder
+    is locked for the whole run (runtime.common.runlock); --resume continues only the same model and recipe.
+    With replicas > 1, that many processes train on equal parts of each global batch (runtime.torch.distributed);
+    the first writes the run folder.
     """
+    distributed.check(replicas, recipe.batch_size)
     run_dir = rundir.prepare_run_dir(Path(run_dir))
+    with runlock.hold(run_dir):
+        options = (spec_file, resume, mixed_precision, progress, cuda_graphs)
+        if replicas == 1:
+            return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)
+        distributed.launch(lambda: _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options), replicas)
+        return rundir.read_json(run_dir / "metrics.json")
+
+
+def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, mixed_precision, progress, cuda_graphs):
+    """fit's run, in a run folder it holds."""
     accelerator = Accelerator(mixed_precision=mixed_precision)
+    writer = accelerator.is_main_process  # one writer of the run folder among the replicas
+    if accelerator.num_processes > 1:
+        model = distributed.global_batchnorm(model)
     tracker, plateau = _trackers(recipe)
     history, lr, stopped = [], float(recipe.optimizer["learning_rate"]), False
     if resume and (run_dir / "checkpoint.pt").exists():
-        state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        tracker, lr, stopped = rules.EarlyStop(**state["tracker"]), state["learning_rate"], state["stopped"]
-        plateau = rules.Plateau(**state["plateau"]) if state["plateau"] else None
-        history = rundir.read_json(run_dir / "history.json", [])[: state["epoch"]]
+        check_resumable(run_dir, "torch", recipe, spec_file, len(splits.y_train))
+        tracker, plateau, lr, stopped, history = _resume(model, optimizer, run_dir)
     model, optimizer = accelerator.prepare(_channels_last(model), optimizer)
     train, val, test = (_Data(x, y, accelerator.device) for x, y in _arrays(splits))
     use_graph = cuda_graphs and graphs_possible(accelerator)  # one process, so a full batch is recipe.batch_size
     step = TrainStep(model, optimizer, loss_fn, accelerator, recipe.batch_size, use_graph)
-    rundir.copy_spec(spec_file, run_dir)
     info = rundir.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
-    rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
+    if writer:
+        rundir.copy_spec(spec_file, run_dir)
+        rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
     for epoch in range(len(history), 0 if stopped else recipe.epochs):
         if plateau is None:
             lr = rules.scheduled_lr(recipe, epoch)
@@ -143,32 +184,47 @@ def fit(
         train_result = _train_epoch(step, train, recipe, epoch, progress)
         seconds = time.perf_counter() - start
         rules.check_finite(train_result[0], epoch, "torch")
-        val_result = evaluate(model, val, loss_fn, accelerator)[:2] if len(val.y) else None
+        # Every replica scores the whole split on its own copy of the weights: each image counted once, no collective.
+        val_result = evaluate(_unwrap(model, accelerator), val, loss_fn, accelerator)[:2] if len(val.y) else None
         history.append(rundir.epoch_record(epoch, train_result, val_result, lr, seconds))
         monitored = (val_result or train_result)[0]
         improved, stopped = tracker.step(monitored, epoch)
         if plateau is not None:
             lr = plateau.step(monitored, lr)
-        state_dict = _unwrap(model, accelerator).state_dict()
-        if improved:
-            _save(state_dict, run_dir / "best.pt")
-        _save(state_dict, run_dir / "model.pt")
-        checkpoint = {"epoch": epoch + 1, "model": state_dict, "optimizer": optimizer.state_dict()}
-        checkpoint |= {"tracker": asdict(tracker), "plateau": plateau and asdict(plateau)}
-        _save(checkpoint | {"learning_rate": lr, "stopped": stopped}, run_dir / "checkpoint.pt")
-        rundir.write_json(run_dir / "history.json", history)
-        if progress:
+        with interrupt.held():  # Ctrl-C waits for the epoch's files, so they agree
+            if writer:
+                _write_epoch(run_dir, model, optimizer, accelerator, history, tracker, plateau, improved, lr, stopped)
+        if progress and writer:
             print(rundir.epoch_line("torch", history[-1]), flush=True)
         if stopped:
             break
+    accelerator.wait_for_everyone()  # best.pt is whole before any replica reads it
     if (recipe.early_stopping or {}).get("restore_best_weights") and (run_dir / "best.pt").exists():
-        _unwrap(model, accelerator).load_state_dict(torch.load(run_dir / "best.pt"))
-        _save(_unwrap(model, accelerator).state_dict(), run_dir / "model.pt")
-    test_loss, _, predicted = evaluate(model, test, loss_fn, accelerator)
+        with rundir.reading(run_dir / "best.pt"):
+            _unwrap(model, accelerator).load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
+        if writer:
+            _save(_unwrap(model, accelerator).state_dict(), run_dir / "model.pt")
+    test_loss, _, predicted = evaluate(_unwrap(model, accelerator), test, loss_fn, accelerator)
+    if not writer:
+        return {}
     rundir.write_json(
-        run_dir / "run.json", info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
+        run_dir / "run.json",
+        info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
     )
     return rundir.write_results(run_dir, history, splits, predicted, test_loss)
+
+
+def _write_epoch(run_dir, model, optimizer, accelerator, history, tracker, plateau, improved, lr, stopped) -> None:
+    """The epoch's files: model.pt, best.pt when it improved, checkpoint.pt and history.json."""
+    state_dict = _unwrap(model, accelerator).state_dict()
+    if improved:
+        _save(state_dict, run_dir / "best.pt")
+    _save(state_dict, run_dir / "model.pt")
+    checkpoint = {"epoch": len(history), "model": state_dict, "optimizer": optimizer.state_dict()}
+    checkpoint |= {"tracker": asdict(tracker), "plateau": plateau and asdict(plateau)}
+    # Tensors and plain values only, so _resume can load it with weights_only.
+    _save(checkpoint | {"learning_rate": float(lr), "stopped": bool(stopped)}, run_dir / "checkpoint.pt")
+    rundir.write_json(run_dir / "history.json", history)
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

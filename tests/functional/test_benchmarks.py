@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from runtime.common import data as fmnist
-from runtime.common.recipe import Recipe, load_splits
+from runtime.common.recipe import load_splits
+from tests.conftest import REPO as ROOT
+from tests.recipes import make_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is not an installed package; bare `pytest` leaves the root off the path
     sys.path.insert(0, str(ROOT))
 
@@ -23,7 +24,7 @@ HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DE
 needs_data = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
 LOOPS = {("torch", "baseline"), ("torch", "generated"), ("keras", "baseline"), ("keras", "generated")}
 LOOPS |= {("keras", "generated-xla")}
-RECIPE = Recipe(optimizer={"name": "sgd"}, validation_split=0.1, seed=0)
+RECIPE = make_recipe(validation_split=0.1, seed=0)
 
 
 @pytest.fixture(scope="module")

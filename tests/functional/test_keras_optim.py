@@ -10,17 +10,18 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from runtime.keras import optim as keras_optim
-from runtime.torch import optim as torch_optim  # noqa: E402
 from runtime.interop.parity import keras_precision  # noqa: E402
+from runtime.keras import optim as keras_optim  # noqa: E402
+from runtime.torch import optim as torch_optim  # noqa: E402
+from tests.recipes import full_optimizer  # noqa: E402
 
-CONFIGS = {
-    "sgd": {"name": "sgd", "learning_rate": 0.05},
-    "momentum": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9},
-    "nesterov": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
-    "sgd-decay": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.1},
-    "adam": {"name": "adam", "learning_rate": 0.02},
-    "adam-decay": {"name": "adam", "learning_rate": 0.02, "beta_1": 0.8, "epsilon": 1e-3, "weight_decay": 0.1},
+CONFIGS = {  # partial spec sections; the DSL fills in the rest
+    "sgd": full_optimizer({"name": "sgd", "learning_rate": 0.05}),
+    "momentum": full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.9}),
+    "nesterov": full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
+    "sgd-decay": full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.1}),
+    "adam": full_optimizer({"name": "adam", "learning_rate": 0.02}),
+    "adam-decay": full_optimizer({"name": "adam", "learning_rate": 0.02, "beta_1": 0.8, "epsilon": 1e-3, "weight_decay": 0.1}),
 }
 
 

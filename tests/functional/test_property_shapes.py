@@ -2,24 +2,30 @@
 
 from hypothesis import given
 
-from compilers.commands.summary import summary_rows
-from tests.strategies import architectures
+from compilers.project import build_and_import
+from dsl import infer_shapes, parse_spec
+from runtime.commands.summary import summary_rows
+from tests.conftest import REPO
+from tests.strategies import architectures, as_yaml
 
 
-@given(architectures())
+@given(architectures().map(as_yaml))
 def test_shapes_and_parameter_counts_agree_across_frameworks(tmp_path_factory, spec_text):
-    spec_file = tmp_path_factory.mktemp("spec") / "prop.yaml"
+    spec_file = tmp_path_factory.mktemp("spec") / "arch.yaml"
     spec_file.write_text(spec_text)
-    for row in summary_rows(spec_file):
+    rows = summary_rows(build_and_import(spec_file, spec_file.parent / "out"))
+    inferred = infer_shapes(parse_spec(spec_text))
+    assert [row["kind"] for row in rows] == [layer.kind for layer in inferred]
+    for row, layer in zip(rows, inferred):
         dsl_shape, dsl_trainable, dsl_state = row["dsl"]
+        # The package's table is the DSL's own inference, printed.
+        assert (dsl_shape, dsl_trainable, dsl_state) == (layer.output_shape, layer.trainable, layer.non_trainable)
         assert row["torch"] == (dsl_shape, dsl_trainable, dsl_state), row
         assert row["keras"] == (dsl_shape, dsl_trainable, dsl_state), row
 
 
-def test_known_totals_from_the_live_models():
-    from tests.conftest import REPO
-
+def test_known_totals_from_the_live_models(tmp_path):
     for name, expected in (("lenet5", (61_706, 0)), ("mlp", (272_060, 900))):
-        rows = summary_rows(REPO / "specs" / f"{name}.yaml")
+        rows = summary_rows(build_and_import(REPO / "specs" / f"{name}.yaml", tmp_path / name))
         for side in ("torch", "keras"):
             assert (sum(r[side][1] for r in rows), sum(r[side][2] for r in rows)) == expected, (name, side)

@@ -1,4 +1,4 @@
-"""runtime.torch_step: the eager step is the plain loop; the CUDA-graph step trains the same (GPU machines only)."""
+"""runtime.torch.step: the eager step is the plain loop; the CUDA-graph step trains the same (GPU machines only)."""
 
 import copy
 
@@ -15,6 +15,7 @@ from torch import nn  # noqa: E402
 from runtime.torch import optim as torch_optim  # noqa: E402
 from runtime.torch.losses import loss_function as torch_loss  # noqa: E402
 from runtime.torch.step import WARMUP_STEPS, TrainStep, graphs_possible, plain_optimizer  # noqa: E402
+from tests.recipes import full_optimizer  # noqa: E402
 
 BATCH = 16
 
@@ -42,7 +43,7 @@ def _batches(count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def _train(model, batches, optimizer_config: dict, use_graph: bool, device: str, lrs=(0.1,)) -> TrainStep:
     accelerator = Accelerator(cpu=device == "cpu")
-    optimizer = torch_optim.from_config(model.parameters(), optimizer_config)
+    optimizer = torch_optim.from_config(model.parameters(), full_optimizer(optimizer_config))
     step = TrainStep(model, optimizer, torch_loss("logits"), accelerator, BATCH, use_graph)
     for lr in lrs:  # one epoch per rate: the graph must follow a schedule
         for group in optimizer.param_groups:

@@ -14,9 +14,9 @@ import pytest
 from runtime.common import data as fmnist
 from runtime.common import rules, rundir
 from runtime.common import recipe as recipe_module
+from tests.conftest import REPO as ROOT
 from tests.recipes import make_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
 HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
 needs_data = pytest.mark.skipif(
     not HAS_DATA, reason=f"real Fashion-MNIST not found in {fmnist.DEBIAN_DIR} or ${fmnist.ENV_VAR}"
@@ -204,11 +204,11 @@ def test_build_emits_training_scripts_holding_the_recipe(tmp_path: Path) -> None
 
 def test_schedules_and_stopping_rules() -> None:
     recipe = make_recipe(
-        optimizer={"learning_rate": 0.1}, epochs=10, schedule={"name": "step", "step_size": 3, "gamma": 0.5}
+        optimizer={"name": "sgd", "learning_rate": 0.1}, epochs=10, schedule={"name": "step", "step_size": 3, "gamma": 0.5}
     )
     assert [rules.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
     cosine = make_recipe(
-        optimizer={"learning_rate": 0.1}, epochs=4, schedule={"name": "cosine", "min_learning_rate": 0.0}
+        optimizer={"name": "sgd", "learning_rate": 0.1}, epochs=4, schedule={"name": "cosine", "min_learning_rate": 0.0}
     )
     assert rules.scheduled_lr(cosine, 0) == 0.1 and math.isclose(rules.scheduled_lr(cosine, 2), 0.05)
     plateau = rules.Plateau(factor=0.5, patience=2, min_learning_rate=0.01)

@@ -13,7 +13,8 @@ from compilers.project import build_packages, stale_files
 from compilers.render import environment
 from tests.conftest import REPO, SPECS
 
-REGENERATE = "fmnist-dsl build specs/*.yaml"
+REGENERATE = "fmnist-dsl build --notebook specs/*.yaml"  # the golden record carries each notebook
+PACKAGE_FILES = sorted(["__init__.py", "torch_model.py", "keras_model.py", "train_torch.py", "train_keras.py", "spec.json"])
 
 
 def cli(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
@@ -23,7 +24,7 @@ def cli(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
 
 
 def test_committed_generated_matches_specs():
-    diffs = stale_files(build_packages(SPECS), REPO / "generated")
+    diffs = stale_files(build_packages(SPECS, notebook=True), REPO / "generated")
     assert not diffs, "".join(diffs) + f"\ngenerated/ is stale; regenerate with: {REGENERATE}"
 
 
@@ -42,10 +43,14 @@ def test_build_is_byte_identical_across_hash_seeds_and_folders(tmp_path):
     for seed, cwd in (("0", REPO), ("4242", tmp_path)):
         out = tmp_path / f"out{seed}"
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
-        assert cli("build", *map(str, SPECS), "--out", str(out), cwd=cwd, env=env).returncode == 0
+        assert cli("build", "--notebook", *map(str, SPECS), "--out", str(out), cwd=cwd, env=env).returncode == 0
         trees.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert trees[0] == trees[1]
-    assert len(trees[0]) >= 4 * len(SPECS)
+    names = {path.parts[0] for path in trees[0]}
+    assert len(names) == len(SPECS)
+    for name in names:
+        files = sorted(str(path.relative_to(name)) for path in trees[0] if path.parts[0] == name)
+        assert files == sorted([*PACKAGE_FILES, "notebook.ipynb"]), f"{name}: {files}"
 
 
 def test_build_imports_no_framework(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for runtime.data on tiny synthetic IDX files (and the real ones if present)."""
+"""Tests for runtime.common.data on tiny synthetic IDX files (and the real ones if present)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from runtime.common import data
 from runtime.common.data import DataError, FashionMNIST
+from runtime.common.layouts import to_channels_first
 
 NAMES = tuple(data.CHECKSUMS)
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = NAMES
@@ -317,10 +318,11 @@ def test_random_translate_shifts_with_zero_fill() -> None:
 
 
 def test_to_channels_first() -> None:
-    x = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
-    y = data.to_channels_first(x)
-    assert y.shape == (2, 5, 3, 4) and y.dtype == np.float32 and y.flags.c_contiguous
-    assert y[1, 4, 2, 3] == x[1, 2, 3, 4]
+    for dtype in (np.float32, np.float64):  # the layout helper keeps the dtype; the loops cast where they feed
+        x = np.arange(2 * 3 * 4 * 5, dtype=dtype).reshape(2, 3, 4, 5)
+        y = to_channels_first(x)
+        assert y.shape == (2, 5, 3, 4) and y.dtype == dtype and y.flags.c_contiguous
+        assert y[1, 4, 2, 3] == x[1, 2, 3, 4]
 
 
 # --- the real files ----------------------------------------------------------------

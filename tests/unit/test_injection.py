@@ -3,9 +3,10 @@ and the spec's file name reaches generated files only as an escaped literal in a
 
 import ast
 import keyword
+from collections import Counter
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compilers.lowering import lower
@@ -15,7 +16,7 @@ from dsl.layers import Activation, Function, Initializer, Padding
 
 BASE = {
     "name": "probe",
-    "input": [12, 12, 1],
+    "input": [28, 28, 1],  # a spec with a training section takes the data's shape
     "layers": [
         {"Conv2D": {"filters": 2, "kernel_size": 3, "padding": "same", "activation": "relu"}},
         {"MaxPool": {"pool_size": 2, "padding": "valid"}},
@@ -35,7 +36,7 @@ VOCABULARY = {
     ("training", "optimizer", "name"): ("sgd", "adam"),
     ("training", "schedule", "name"): ("step", "cosine", "reduce_on_plateau"),
 }
-assert set(Activation.__args__[1].__args__) == set(Function.__args__)
+assert set(Activation.__args__) == {"none", *Function.__args__}
 
 
 def with_value(path: tuple, value: str) -> str:
@@ -47,22 +48,56 @@ def with_value(path: tuple, value: str) -> str:
     return yaml.safe_dump(spec, allow_unicode=True)
 
 
-@given(st.sampled_from(sorted(VOCABULARY, key=str)), st.text())
-def test_closed_vocabulary_fields_accept_nothing_else(path, value):
-    try:
-        parse_spec(with_value(path, value))
-    except SpecError:
-        return
-    assert value in VOCABULARY[path]
+WORDS = sorted({word for words in VOCABULARY.values() for word in words})
+# Near misses of the real words: case, padding, a second statement, a quote that would close a literal.
+NEAR_MISSES = st.sampled_from(WORDS).flatmap(
+    lambda word: st.sampled_from([word.upper(), word.title(), f" {word}", f"{word}\n", f"{word}; x", f"{word}'"])
+)
+IDENTIFIERS = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
 
 
-@given(st.text())
-def test_a_name_is_accepted_only_as_a_plain_identifier(value):
+def _values_for(path: tuple) -> st.SearchStrategy[str]:
+    """The field's own words, other fields' words, near misses and any text: both branches run often."""
+    return st.one_of(st.sampled_from(VOCABULARY[path]), st.sampled_from(WORDS), NEAR_MISSES, st.text())
+
+
+def _accepts(text: str) -> bool:
     try:
-        parse_spec(with_value(("name",), value))
+        parse_spec(text)
     except SpecError:
-        return
-    assert value.isascii() and value.isidentifier() and not keyword.iskeyword(value) and value == value.lower()
+        return False
+    return True
+
+
+def test_closed_vocabulary_fields_accept_nothing_else():
+    outcomes = Counter()
+
+    @settings(max_examples=200)
+    @given(st.sampled_from(sorted(VOCABULARY, key=str)).flatmap(lambda path: st.tuples(st.just(path), _values_for(path))))
+    def check(path_and_value):
+        path, value = path_and_value
+        accepted = _accepts(with_value(path, value))
+        outcomes[accepted] += 1
+        if accepted:
+            assert value in VOCABULARY[path]
+
+    check()
+    assert outcomes[True] >= 20 and outcomes[False] >= 20, outcomes  # neither branch is left to chance
+
+
+def test_a_name_is_accepted_only_as_a_plain_identifier():
+    outcomes = Counter()
+
+    @settings(max_examples=200)
+    @given(st.one_of(IDENTIFIERS, st.sampled_from(keyword.kwlist), IDENTIFIERS.map(str.title), st.text()))
+    def check(value):
+        accepted = _accepts(with_value(("name",), value))
+        outcomes[accepted] += 1
+        if accepted:
+            assert value.isascii() and value.isidentifier() and not keyword.iskeyword(value) and value == value.lower()
+
+    check()
+    assert outcomes[True] >= 20 and outcomes[False] >= 20, outcomes
 
 
 BASELINE = {

@@ -1,0 +1,109 @@
+"""Read YAML text into its node tree (for lines) and plain data, refusing what safe_load would let through silently.
+
+Beyond yaml.safe_load: a key given twice in one mapping is an error (safe_load keeps the last one without a word), a
+value that cannot be constructed (an integer of 5,000 digits, the 13th month) is located by its line instead of
+escaping as a bare ValueError, and aliases may neither refer to themselves nor expand the document beyond
+MAX_NODES nodes (a few nested aliases turn a short file into billions of values to validate).
+"""
+
+from typing import Any
+
+import yaml
+
+from dsl.errors import SpecError
+
+MAX_NODES = 100_000
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no Python tags) whose constructors' failures carry the node's line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:
+            problem = str(error).split(";")[0]  # Python's advice on its own digit limit is not for spec authors
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+def compose(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
+    """The document's root node and its data; raises SpecError naming the line of the first problem."""
+    try:
+        return _compose(text, filename)
+    except yaml.YAMLError as error:
+        raise SpecError(filename, _error_line(text, error), "", f"malformed YAML: {_first_line(error)}") from None
+    except RecursionError:
+        raise SpecError(filename, None, "", "malformed YAML: nested too deeply") from None
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
+    loader = StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_nodes(root, filename)
+        return root, loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _error_line(text: str, error: yaml.YAMLError) -> int | None:
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    position = getattr(error, "position", None)  # the reader's errors count characters, not lines
+    return None if position is None else text.count("\n", 0, position) + 1
+
+
+def _first_line(error: yaml.YAMLError) -> str:
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    return (", ".join(part for part in parts if part) or str(error)).splitlines()[0]
+
+
+def _check_nodes(root: yaml.Node, filename: str) -> None:
+    sizes: dict[int, int] = {}
+    if _expanded_size(root, sizes, set(), filename, "") > MAX_NODES:
+        message = f"the document expands to more than {MAX_NODES:,} YAML nodes through its aliases"
+        raise SpecError(filename, root.start_mark.line + 1, "", message)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int], filename: str, path: str) -> int:
+    """The node count once aliases are expanded (memoised, so linear in the text); checks keys on the way."""
+    if id(node) in open_nodes:
+        raise SpecError(filename, node.start_mark.line + 1, path, "an alias that contains itself")
+    if id(node) not in sizes:
+        open_nodes.add(id(node))
+        sizes[id(node)] = 1 + sum(
+            _expanded_size(child, sizes, open_nodes, filename, child_path)
+            for child_path, child in _children(node, filename, path)
+        )
+        open_nodes.discard(id(node))
+    return sizes[id(node)]
+
+
+def _children(node: yaml.Node, filename: str, path: str) -> list[tuple[str, yaml.Node]]:
+    if isinstance(node, yaml.SequenceNode):
+        return [(f"{path}[{index}]", child) for index, child in enumerate(node.value)]
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    _check_duplicate_keys(node, filename, path)
+    children = []
+    for key, value in node.value:
+        name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+        children += [(path, key), (f"{path}.{name}" if path else name, value)]
+    return children
+
+
+def _check_duplicate_keys(node: yaml.MappingNode, filename: str, path: str) -> None:
+    """A key given twice in one mapping: the second one is reported, with the line of the first."""
+    first_lines: dict[tuple[str, str], int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key.start_mark.line + 1
+        if (key.tag, key.value) in first_lines:
+            field = f"{path}.{key.value}" if path else key.value
+            message = f"duplicate key {key.value!r} (first given on line {first_lines[key.tag, key.value]})"
+            raise SpecError(filename, line, field, message)
+        first_lines[key.tag, key.value] = line

@@ -1,0 +1,70 @@
+"""Ctrl-C during training: the epoch's files stay one epoch's, and the run ends with one line saying how to go on.
+
+Every epoch writes several files (weights, optimizer state, history); `held()` keeps Ctrl-C from landing between
+them, so the last complete epoch's checkpoint and history always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from runtime.common.rundir import read_json
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Hold Ctrl-C while the block runs, then raise it as KeyboardInterrupt at the block's end."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def stopped_line(framework: str, run_dir: Path, resume_command: list[str], epochs: int | None = None) -> str:
+    """Where training stopped (history.json's epochs + 1), what is saved, and the command that continues."""
+    done = len(read_json(Path(run_dir) / "history.json", []) or [])
+    if epochs is not None and done >= epochs:
+        where = f"after {framework} epoch {done}, before its test figures"
+    else:
+        where = f"in {framework} epoch {done + 1}"
+    saved = f"epochs 1-{done} are saved in {run_dir}" if done > 1 else f"epoch 1 is saved in {run_dir}"
+    saved = saved if done else "no epoch had finished"
+    return f"stopped {where} ({saved}); continue with: {shlex.join(resume_command)}"
+
+
+def with_resume(argv: list[str]) -> list[str]:
+    """argv with --resume, once."""
+    return argv if "--resume" in argv else [*argv, "--resume"]
+
+
+def run_script(main: Callable[[], object], framework: str, default_run_dir: str) -> None:
+    """A generated training script's entry point: Ctrl-C ends it with stopped_line and exit status 130."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        argv = sys.argv[1:]
+        flags = argparse.ArgumentParser(add_help=False)
+        flags.add_argument("--run-dir", default=default_run_dir)
+        flags.add_argument("--epochs", type=int)
+        known = flags.parse_known_args(argv)[0]
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        command = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
+        line = stopped_line(framework, Path(known.run_dir) / framework, command + with_resume(argv), known.epochs)
+        print(line, file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

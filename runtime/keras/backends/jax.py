@@ -1,0 +1,43 @@
+"""The gradient of a train-mode loss on the jax backend: jax.value_and_grad of the model's stateless call.
+
+jax arrays are immutable, so the call returns the new non-trainable values (BatchNorm's moving statistics,
+dropout's seed) and they are assigned back, leaving the model as a stateful train-mode call would. The function
+is compiled once per model and loss, as Keras's own jax trainer compiles its train step: jax's eager dispatch of
+each small op is slow. So a model's Python attributes (a Dropout's rate) count as they were at the first call.
+"""
+
+import weakref
+
+import jax
+
+# BatchNormalization computes in keras.backend.result_type(dtype, "float32"), float32 off TensorFlow.
+FLOAT32_LAYERS = ("BatchNormalization",)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def float64_enabled() -> bool:
+    """JAX_ENABLE_X64 was set before jax was imported; otherwise jax rounds float64 arrays to float32."""
+    return bool(jax.config.jax_enable_x64)
+
+
+def _compiled(model, loss):
+    """jit(value_and_grad) of the train-mode loss of `model`, made on first use."""
+    per_loss = _COMPILED.setdefault(model, {})
+    if loss.__name__ not in per_loss:
+
+        def compute(trainable, frozen, images, labels):
+            output, new_frozen = model.stateless_call(trainable, frozen, images, training=True)
+            return loss(labels, output), (output, new_frozen)
+
+        per_loss[loss.__name__] = jax.jit(jax.value_and_grad(compute, has_aux=True))
+    return per_loss[loss.__name__]
+
+
+def value_and_grad(model, loss, images, labels):
+    """See runtime.keras.backends.value_and_grad."""
+    trainable = [variable.value for variable in model.trainable_variables]
+    frozen = [variable.value for variable in model.non_trainable_variables]
+    (value, (output, new_frozen)), grads = _compiled(model, loss)(trainable, frozen, images, labels)
+    for variable, new in zip(model.non_trainable_variables, new_frozen, strict=True):
+        variable.assign(new)
+    return output, value, grads

@@ -1,0 +1,112 @@
+"""Keras data parallelism, one process: MirroredStrategy on TensorFlow, DataParallel on jax, none on torch.
+
+Both replicate the model over N devices (N logical CPU devices, or N host devices on jax, where there is no GPU) and
+split each global batch into N equal parts; Keras scales each replica's loss by 1/N and sums the gradients, the mean
+loss's gradient over the global batch. BatchNorm uses the global batch's statistics: on TensorFlow through
+BatchNormalization's `synchronized` (E[x^2] - E[x]^2 over all replicas), on jax natively, since DataParallel shards
+one program over the devices and the layer's reductions then run over the whole batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from runtime.common import replicas as replica_rules
+
+_NO_REPLICAS = "Keras on the torch backend trains on one device here; use --framework torch for PyTorch replicas"
+
+
+def backend() -> str:
+    """The Keras backend in use (importing keras starts no device)."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def check(replicas: int, batch_size: int) -> None:
+    """Refuse a replica count before any device starts: GPUs when there are any, else CPU cores."""
+    if replicas > 1 and backend() == "torch":
+        raise replica_rules.ReplicasError(f"--replicas {replicas}: {_NO_REPLICAS}")
+    gpus = _gpus()
+    replica_rules.check(replicas, batch_size, gpus or None, "GPUs" if gpus else "CPU cores")
+
+
+def _gpus() -> int:
+    if backend() == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend() == "jax":
+        _host_devices(replicas_wanted=replica_rules.cores())
+        import jax
+
+        return len([device for device in jax.devices() if device.platform == "gpu"])
+    return 0
+
+
+def scope(replicas: int, batch_size: int):
+    """The context to build and compile the model in, for `replicas` replicas (nothing to enter for one).
+
+    Call before anything runs on a device: the CPU is split into logical devices only while none has started.
+    """
+    if replicas == 1:
+        return contextlib.nullcontext()
+    check(replicas, batch_size)
+    if backend() == "jax":
+        return _jax_scope(replicas)
+    return _tensorflow_strategy(replicas).scope()
+
+
+def _tensorflow_strategy(replicas: int):
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(replicas)])
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+
+
+def _jax_scope(replicas: int):
+    """DataParallel set for the whole process: fit shards its batches through it, after the build scope ends."""
+    _host_devices(replicas)
+    import jax
+    import keras
+
+    devices = jax.devices()[:replicas]
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return contextlib.nullcontext()
+
+
+def _host_devices(replicas_wanted: int) -> None:
+    """Ask jax for that many CPU devices; jax reads the flag once, when it starts its CPU backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={replicas_wanted}".strip()
+
+
+def replicas_of(model) -> int:
+    """How many replicas train `model`: its tf.distribute strategy's, or the jax DataParallel's devices."""
+    import keras
+
+    if backend() == "jax":
+        distribution = keras.distribution.distribution()
+        return len(distribution.device_mesh.devices.flatten()) if distribution is not None else 1
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def synchronise_batchnorm(model) -> None:
+    """Make every BatchNormalization use the global batch's statistics (TensorFlow only needs to be told).
+
+    The flag is read when the train step is traced, so setting it on built layers is enough.
+    """
+    import keras
+
+    if backend() != "tensorflow":
+        return
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
