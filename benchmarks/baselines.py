@@ -43,7 +43,7 @@ def torchvision_root(data_dir: str | None = None, root: Path | None = None) -> P
 
 
 def split_indices(recipe: Recipe, train_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the training and validation images the generated loops use (runtime.data.make_splits)."""
+    """Indices of the training and validation images the generated loops use (runtime.common.data.make_splits)."""
     index = np.arange(TRAINING_IMAGES)
     empty = index[:0]
     splits = make_splits(

@@ -23,6 +23,7 @@ RECIPE_ORDER = (
     "horizontal_flip",
     "translate",
     "seed",
+    "precision",
 )
 BATCHNORM_WEIGHTS = (("gamma", "ones"), ("beta", "zeros"), ("moving_mean", "zeros"), ("moving_variance", "ones"))
 

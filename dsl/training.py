@@ -95,3 +95,6 @@ class Training(_Section):
     augmentation: Augmentation = Augmentation()
     # Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    # Weights, optimizer state and BatchNorm statistics stay float32 in every precision; a 16-bit one computes the
+    # layers in that type, the output layer and the loss in float32; fp16 scales the loss dynamically, bf16 not.
+    precision: Literal["float32", "bf16", "fp16"] = "float32"

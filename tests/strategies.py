@@ -13,7 +13,9 @@ from compilers.project import build_and_import
 from dsl.layers import Function, Initializer
 from dsl.shapes import spatial_output
 
-ACTIVATIONS = st.sampled_from(("none", *Function.__args__))
+PROBABILITIES = ("softmax", "log_softmax")
+# A softmax over one value is the constant 1 (log_softmax: 0): its gradients are rounding noise, nothing to compare.
+PLAIN = tuple(f for f in Function.__args__ if f not in PROBABILITIES)
 INITIALIZERS = st.sampled_from(Initializer.__args__)
 PADDINGS = st.sampled_from(["valid", "same"])
 HEADS = st.sampled_from(["none", "softmax", "log_softmax"])
@@ -38,21 +40,28 @@ def _spatial(shape, window, strides, padding) -> tuple[int, int]:
     return tuple(spatial_output(n, k, s, padding) for n, k, s in zip(shape[:2], window, strides))
 
 
-def _shape_keeping_layer(draw) -> dict:
+def _functions(width: int, none: bool = False) -> st.SearchStrategy[str]:
+    """Activation functions for an axis of `width` values (the channels, or the units of a flat vector)."""
+    functions = Function.__args__ if width > 1 else PLAIN
+    return st.sampled_from(("none", *functions) if none else functions)
+
+
+def _shape_keeping_layer(draw, width: int) -> dict:
     kind = draw(st.sampled_from(["BatchNorm", "Dropout", "Activation"]))
     if kind == "BatchNorm":
-        values = {"momentum": draw(st.sampled_from([0.5, 0.9, 0.99])), "epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1]))}
+        values = {"momentum": draw(st.sampled_from([0.5, 0.9, 0.99]))}
+        values |= {"epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1]))}
         return {"BatchNorm": _args(draw, values, {"momentum": 0.99, "epsilon": 1e-3})}
     if kind == "Dropout":
         return {"Dropout": {"rate": draw(st.sampled_from([0.0, 0.3, 0.5]))}}
-    return {"Activation": {"name": draw(st.sampled_from(Function.__args__))}}
+    return {"Activation": {"name": draw(_functions(width))}}
 
 
 def _conv(draw, shape) -> tuple[dict, tuple[int, ...]]:
     window, strides = _window(draw, shape, 5)
     padding, filters = draw(PADDINGS), draw(st.integers(1, 6))
     values = {"filters": filters, "kernel_size": window, "strides": strides, "padding": padding}
-    values |= {"activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}
+    values |= {"activation": draw(_functions(filters, none=True)), "use_bias": draw(st.booleans())}
     values |= {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}
     defaults = {"strides": (1, 1), "padding": "valid", "activation": "none", "use_bias": True}
     args = _args(draw, values, defaults | {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"})
@@ -76,16 +85,17 @@ def _feature_map_layer(draw, shape) -> tuple[dict, tuple[int, ...]]:
         return _conv(draw, shape)
     if kind == "MaxPool":
         return _pool(draw, shape)
-    return _shape_keeping_layer(draw), shape
+    return _shape_keeping_layer(draw, shape[2]), shape
 
 
-def _dense_layer(draw) -> dict:
+def _dense_layer(draw, width: int) -> tuple[dict, int]:
     if draw(st.booleans()):
-        values = {"units": draw(st.integers(1, 12)), "activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}
+        units = draw(st.integers(1, 12))
+        values = {"units": units, "activation": draw(_functions(units, none=True)), "use_bias": draw(st.booleans())}
         values |= {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}
         defaults = {"activation": "none", "use_bias": True, "kernel_initializer": "glorot_uniform"}
-        return {"Dense": _args(draw, values, defaults | {"bias_initializer": "zeros"})}
-    return _shape_keeping_layer(draw)
+        return {"Dense": _args(draw, values, defaults | {"bias_initializer": "zeros"})}, units
+    return _shape_keeping_layer(draw, width), width
 
 
 @st.composite
@@ -97,7 +107,10 @@ def architectures(draw, classes: int | None = None, name: str = "arch") -> dict:
         layer, shape = _feature_map_layer(draw, shape)
         spec["layers"].append(layer)
     spec["layers"].append({"Flatten": {}})
-    spec["layers"] += [_dense_layer(draw) for _ in range(draw(st.integers(0, 4)))]
+    width = shape[0] * shape[1] * shape[2]
+    for _ in range(draw(st.integers(0, 4))):
+        layer, width = _dense_layer(draw, width)
+        spec["layers"].append(layer)
     if classes:
         spec["layers"].append({"Dense": {"units": classes, "activation": draw(HEADS)}})
     return spec

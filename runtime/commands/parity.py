@@ -49,7 +49,6 @@ def _line(label: str, value, target: float | None = None) -> str:
 def print_report(report: dict) -> None:
     """The human-readable report, each figure against the target the report was judged by."""
     targets = report["targets"]
-    computed = "float64" if report["float64"] else "float32 in part (where Keras rounds a float64 model)"
     print(f"parity of {report['spec']!r} on Keras's {report['keras_backend']} backend (data: {report['data']})")
     print(_line("eval forward, random input (float32)", report["forward_random_max_abs_diff"], targets["forward"]))
     if report["forward_real_max_abs_diff"] is not None:
@@ -62,7 +61,7 @@ def print_report(report: dict) -> None:
     print(_line("train forward, dropout off (float32), absolute", report["train_forward_max_abs_diff"]))
     relative = report["train_forward_max_rel_diff"]
     print(_line("train forward, dropout off (float32), relative", relative, targets["train_forward"]))
-    print(f"  a float64 model, computed in {computed}:")
+    print("  a float64 model (Keras's float64-to-float32 demotion lifted off TensorFlow):")
     print(_line("gradients, max relative", report["gradient_max_rel_diff"], targets["gradient"]))
     for name, value in report["gradient_rel_diff"].items():
         print(_line(f"  {name}", value))

@@ -52,8 +52,6 @@ def table(reports: dict[str, dict]) -> str:
     lines.append(f"{'':50}" + "".join(f"{name:>24}" for name in reports))
     for label, figure, target in ROWS:
         lines.append(f"{label:50}" + "".join(f"{_cell(r, figure, target):>24}" for r in reports.values()))
-    computed = "".join(f"{'float64' if r['float64'] else 'float32 in part':>24}" for r in reports.values())
-    lines.append(f"{'Keras computed the float64 model in':50}{computed}")
     lines.append(f"{'':50}" + "".join(f"{'OK' if r['ok'] else 'FAILED':>24}" for r in reports.values()))
     return "\n".join(lines)
 

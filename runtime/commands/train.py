@@ -69,7 +69,7 @@ def replicas_problem(args, package, frameworks) -> str | None:
     """What rules out --replicas N for these frameworks, before any process or device starts; None when nothing."""
     from runtime.common import replicas
 
-    count = getattr(args, "replicas", None) or 1
+    count = 1 if getattr(args, "replicas", None) is None else args.replicas
     problem = replicas.problem(count, args.batch_size or package.RECIPE["batch_size"])
     if not problem and count > 1 and "keras" in frameworks and os.environ.get("KERAS_BACKEND") == "torch":
         problem = f"--replicas {count}: Keras on the torch backend trains on one device; use --framework torch"

@@ -64,6 +64,4 @@ def draw(initializer: str, shape: tuple[int, ...], rng: np.random.Generator) -> 
 
 def initial_weights(rows: Iterable[WeightRow], seed: int) -> list[tuple[WeightRow, np.ndarray]]:
     """Each row with its initial values in Keras's layout; row i draws from the stream (seed, i) alone."""
-    return [
-        (row, draw(row[3], tuple(row[2]), np.random.default_rng([seed, index]))) for index, row in enumerate(rows)
-    ]
+    return [(row, draw(row[3], tuple(row[2]), np.random.default_rng([seed, index]))) for index, row in enumerate(rows)]

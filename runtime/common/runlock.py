@@ -76,12 +76,11 @@ def _take(fd: int, run_dir: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
     except OSError as error:
-        if error.errno not in _BUSY:  # no flock on this file system: a live recorded holder keeps the folder
-            if _alive(_read_holder(fd)):
-                raise RunLockedError(f"{run_dir} is being trained into by {describe(_read_holder(fd))}") from None
-            return
+        busy = error.errno in _BUSY
     holder = _read_holder(fd)
-    gone = " (gone; a process it started still holds the lock)" if holder and not _alive(holder) else ""
+    if not busy and not _alive(holder):  # no flock on this file system: only a live recorded holder keeps it
+        return
+    gone = " (gone; a process it started still holds the lock)" if busy and holder and not _alive(holder) else ""
     raise RunLockedError(
         f"{run_dir} is being trained into by {describe(holder)}{gone}; two trainings there would interleave"
         " their checkpoints: wait for it, stop it, or choose another --run-dir"

@@ -14,13 +14,10 @@ from runtime.interop import weights
 from runtime.keras import backends
 
 FORWARD_TOL, GRADIENT_TOL = 1e-5, 1e-4
-# The float64 checks (gradients, the trajectory's losses and final weights) where Keras computes the model in float64.
-FLOAT64_TOL = {"gradient": GRADIENT_TOL, "loss": 1e-10, "weights": 1e-10}
-# Where it does not (BatchNorm off TensorFlow, Dense on torch: runtime.keras.backends.computes_float64) the figures are
-# float32 rounding grown over the steps; bounds above every example spec's figure on every backend, still tight enough
-# to catch a changed formula (tests/functional/test_backend_bounds.py plants some).
-FLOAT32_LIMITED_TOL = {"gradient": 1e-3, "loss": 1e-4, "weights": 1e-3}
-LOSS_TOL, WEIGHT_TOL = FLOAT64_TOL["loss"], FLOAT64_TOL["weights"]  # a report's `targets` says which set applied
+# The trajectory's losses and final weights, in float64 (on every backend: runtime.keras.backends.honour_float64).
+LOSS_TOL, WEIGHT_TOL = 1e-10, 1e-10
+TARGETS = {"forward": FORWARD_TOL, "train_forward": GRADIENT_TOL, "gradient": GRADIENT_TOL}
+TARGETS |= {"loss": LOSS_TOL, "weights": WEIGHT_TOL}
 SCALE_FLOOR = 1e-3
 
 
@@ -40,8 +37,7 @@ class ParityReport:
 
     ok: bool = False
     keras_backend: str = ""
-    float64: bool = True  # whether Keras computed the float64 checks in float64 (else float32-limited targets)
-    targets: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=lambda: dict(TARGETS))
     real_data: bool = False
     forward_max_abs_diff: float = 0.0
     forward_random_max_abs_diff: float = 0.0
@@ -58,9 +54,7 @@ class ParityReport:
     final_losses: tuple[float, float] = (0.0, 0.0)
 
     def judge(self) -> "ParityReport":
-        """Set `targets` from the precision Keras computed in, and `ok` from the targets."""
-        self.targets = {"forward": FORWARD_TOL, "train_forward": GRADIENT_TOL}
-        self.targets |= FLOAT64_TOL if self.float64 else FLOAT32_LIMITED_TOL
+        """Set `ok` from the targets."""
         figures = {
             "forward": max(self.forward_max_abs_diff, self.forward_to_torch_max_abs_diff),
             "train_forward": self.train_forward_max_rel_diff,
@@ -127,6 +121,18 @@ def keras_precision(dtype: str):
     finally:
         keras.config.set_floatx(old_floatx)
         keras.config.set_dtype_policy(old_policy)
+
+
+@contextmanager
+def float64_honoured():
+    """Keras computing float64 models in float64 on its backend (runtime.keras.backends.honour_float64)."""
+    if not backends.float64_enabled():
+        raise RuntimeError(
+            f"Keras's {backends.current()} backend rounds float64 to float32 here: "
+            "set JAX_ENABLE_X64=1 before jax is imported (fmnist-dsl parity does)"
+        )
+    with backends.honour_float64():
+        yield
 
 
 def build_pair(package, dtype: str = "float32"):
@@ -255,7 +261,8 @@ def gradient_check(package, data: ParityData, batch: int = 64) -> dict[str, floa
     images, labels = data.train_images[:batch].astype(np.float64), data.train_labels[:batch]
     set_dropout_off(torch_model, keras_model)
     torch_step_grads(torch_model, package.OUTPUT, images, labels)
-    _, _, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
+    with float64_honoured():
+        _, _, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
     by_variable = {id(v): g for v, g in zip(keras_model.trainable_variables, grads, strict=True)}
     return rel_diffs(
         {
@@ -284,14 +291,15 @@ def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: in
         keras_opt.build(keras_model.trainable_variables)
     rng = np.random.default_rng(seed)
     losses = []
-    for _ in range(steps):
-        index = rng.choice(len(data.train_labels), batch, replace=False)
-        images, labels = data.train_images[index].astype(np.float64), data.train_labels[index]
-        _, torch_value = torch_step_grads(torch_model, package.OUTPUT, images, labels)
-        torch_opt.step()
-        _, keras_value, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
-        keras_opt.apply_gradients(zip(grads, keras_model.trainable_variables, strict=True))
-        losses.append((torch_value, keras_value))
+    with float64_honoured():
+        for _ in range(steps):
+            index = rng.choice(len(data.train_labels), batch, replace=False)
+            images, labels = data.train_images[index].astype(np.float64), data.train_labels[index]
+            _, torch_value = torch_step_grads(torch_model, package.OUTPUT, images, labels)
+            torch_opt.step()
+            _, keras_value, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
+            keras_opt.apply_gradients(zip(grads, keras_model.trainable_variables, strict=True))
+            losses.append((torch_value, keras_value))
     final = rel_diffs(
         {
             p.label: (weights.torch_array(p), keras.ops.convert_to_numpy(p.keras_variable))
@@ -306,8 +314,6 @@ def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=
     data = data or random_data(tuple(package.INPUT_SHAPE))
     torch_model, keras_model = build_pair(package)
     report = ParityReport(keras_backend=backends.current(), real_data=data.real, trajectory_steps=steps)
-    with keras_precision("float64"):
-        report.float64 = backends.computes_float64(package.build_keras_model())
     noise = random_data(tuple(package.INPUT_SHAPE), count=64, seed=1).test_images
     report.forward_random_max_abs_diff, report.layer_max_abs_diff = forward_diffs(
         torch_model, keras_model, noise, list(layer_pairs)

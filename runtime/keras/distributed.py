@@ -66,7 +66,10 @@ def _tensorflow_strategy(replicas: int):
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(replicas)])
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+    # Reduced on one device: the CPU collectives' default mismatched the synchronized BatchNorm's all-reduces with
+    # the gradients' ("shape mismatch in the collective instance"), as they can run in any order per replica.
+    reduce = tf.distribute.ReductionToOneDevice("/cpu:0")
+    return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)], cross_device_ops=reduce)
 
 
 def _jax_scope(replicas: int):
@@ -96,6 +99,15 @@ def replicas_of(model) -> int:
         return len(distribution.device_mesh.devices.flatten()) if distribution is not None else 1
     strategy = getattr(model, "distribute_strategy", None)
     return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def replicas_in_sync() -> int:
+    """Replicas of the tf.distribute strategy whose step is being traced (1 outside one, and off TensorFlow)."""
+    if backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def synchronise_batchnorm(model) -> None:

@@ -7,6 +7,7 @@ The same formulas as runtime/torch/losses.py: cross-entropy of logits, the NLL o
 from keras import ops
 
 from runtime.common.constants import LOSS_EPSILON, NUM_CLASSES
+from runtime.keras import distributed
 
 
 def loss_function(output: str):
@@ -21,9 +22,11 @@ def loss_function(output: str):
 
     def loss(y_true, y_pred):
         labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), NUM_CLASSES, dtype=y_pred.dtype)
-        # A sum over a count, not ops.mean: off TensorFlow, ops.mean computes in float32 even on float64 input.
-        count = ops.cast(ops.shape(labels)[0], y_pred.dtype)
-        return -ops.divide(ops.sum(labels * log_probabilities_of(y_pred)), count)
+        mean = -ops.mean(ops.sum(labels * log_probabilities_of(y_pred), axis=-1))
+        # Under tf.distribute each replica's part is its sum over the global batch: Keras sums the replicas'
+        # gradients and skips its own 1/replicas scaling for a loss that is already a scalar.
+        replicas = distributed.replicas_in_sync()
+        return mean if replicas == 1 else mean / replicas
 
     loss.__name__ = f"{output}_cross_entropy"
     return loss

@@ -18,9 +18,11 @@ from runtime.common import interrupt, replicas, rules, rundir, runlock
 from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.layouts import to_channels_first
+from runtime.common.precision import check as check_precision
 from runtime.common.recipe import Recipe, augment
 from runtime.common.resume import check_resumable
 from runtime.torch import distributed
+from runtime.torch import precision as torch_precision
 from runtime.torch.step import TrainStep, graphs_possible
 
 
@@ -134,7 +136,7 @@ def fit(
     *,
     spec_file: Path | None = None,
     resume: bool = False,
-    mixed_precision: str = "no",
+    output_layer: tuple | None = None,
     progress: bool = True,
     cuda_graphs: bool = True,
     replicas: int = 1,
@@ -145,20 +147,25 @@ def fit(
     is locked for the whole run (runtime.common.runlock); --resume continues only the same model and recipe.
     With replicas > 1, that many processes train on equal parts of each global batch (runtime.torch.distributed);
     the first writes the run folder.
+    In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
+    of the last layer) and the loss in float32 (runtime.torch.precision).
     """
     distributed.check(replicas, recipe.batch_size)
+    check_precision(recipe.precision, *torch_precision.runnable())
+    if recipe.precision != "float32" and output_layer is not None:
+        torch_precision.keep_output_float32(model, output_layer)
     run_dir = rundir.prepare_run_dir(Path(run_dir))
     with runlock.hold(run_dir):
-        options = (spec_file, resume, mixed_precision, progress, cuda_graphs)
+        options = (spec_file, resume, progress, cuda_graphs)
         if replicas == 1:
             return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)
         distributed.launch(lambda: _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options), replicas)
         return rundir.read_json(run_dir / "metrics.json")
 
 
-def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, mixed_precision, progress, cuda_graphs):
+def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, progress, cuda_graphs):
     """fit's run, in a run folder it holds."""
-    accelerator = Accelerator(mixed_precision=mixed_precision)
+    accelerator = Accelerator(mixed_precision=torch_precision.ACCELERATE[recipe.precision])
     writer = accelerator.is_main_process  # one writer of the run folder among the replicas
     if accelerator.num_processes > 1:
         model = distributed.global_batchnorm(model)

@@ -1,4 +1,4 @@
-"""The functional tier: generated models run in PyTorch and Keras. PyTorch loads first (runtime/common/frameworks.py)."""
+"""The functional tier: generated models run in PyTorch and Keras. PyTorch loads first (runtime.common.frameworks)."""
 
 from runtime.common.frameworks import guard_triton
 

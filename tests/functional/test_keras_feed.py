@@ -1,4 +1,4 @@
-"""The Keras loop's feeds give model.fit runtime.data.batch_order's batches, in that order; its compile choices."""
+"""The Keras loop feeds model.fit runtime.common.data.batch_order's batches, in that order; its compile choices."""
 
 from runtime.common.frameworks import guard_triton
 
@@ -10,11 +10,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from runtime.keras import training as keras_training  # noqa: E402
-from runtime.common import rules, rundir  # noqa: E402
 from runtime.common import recipe as recipe_module  # noqa: E402
-from tests.recipes import make_recipe  # noqa: E402
 from runtime.common.data import batch_order  # noqa: E402
+from runtime.keras import training as keras_training  # noqa: E402
+from tests.recipes import make_recipe  # noqa: E402
 
 RECIPE = make_recipe(optimizer={"name": "sgd"}, batch_size=8, epochs=2, seed=3)
 

@@ -21,7 +21,9 @@ CONFIGS = {  # partial spec sections; the DSL fills in the rest
     "nesterov": full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
     "sgd-decay": full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.1}),
     "adam": full_optimizer({"name": "adam", "learning_rate": 0.02}),
-    "adam-decay": full_optimizer({"name": "adam", "learning_rate": 0.02, "beta_1": 0.8, "epsilon": 1e-3, "weight_decay": 0.1}),
+    "adam-decay": full_optimizer(
+        {"name": "adam", "learning_rate": 0.02, "beta_1": 0.8, "epsilon": 1e-3, "weight_decay": 0.1}
+    ),
 }
 
 

@@ -58,7 +58,9 @@ GELU_FLOAT64_TOL = 1e-7
 
 
 def _uses_gelu(spec: dict) -> bool:
-    return any("gelu" in (args.get("activation"), args.get("name")) for layer in spec["layers"] for args in layer.values())
+    return any(
+        "gelu" in (args.get("activation"), args.get("name")) for layer in spec["layers"] for args in layer.values()
+    )
 
 
 @settings(max_examples=10, deadline=None)

@@ -1,4 +1,4 @@
-"""The PyTorch loop steps on runtime.data.batch_order's batches, in that order; each process on its share of them."""
+"""The PyTorch loop steps on runtime.common.data.batch_order's batches, in order; each process on its share of them."""
 
 from types import SimpleNamespace
 
@@ -9,17 +9,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from runtime.torch import training as torch_training  # noqa: E402
-from runtime.common import rules, rundir  # noqa: E402
-from runtime.common import recipe as recipe_module  # noqa: E402
-from tests.recipes import make_recipe  # noqa: E402
 from runtime.common.data import batch_order  # noqa: E402
+from runtime.torch import training as torch_training  # noqa: E402
+from tests.recipes import make_recipe  # noqa: E402
 
 COUNT, BATCH = 50, 8
 
 
 class RecordingStep:
-    """Stands in for runtime.torch_step.TrainStep: records the labels and images of every batch it is given."""
+    """Stands in for runtime.torch.step.TrainStep: records the labels and images of every batch it is given."""
 
     def __init__(self, process_index: int, num_processes: int) -> None:
         self.accelerator = SimpleNamespace(process_index=process_index, num_processes=num_processes)

@@ -13,7 +13,6 @@ import pytest
 
 from runtime.common import data as fmnist
 from runtime.common import rules, rundir
-from runtime.common import recipe as recipe_module
 from tests.conftest import REPO as ROOT
 from tests.recipes import make_recipe
 
@@ -204,7 +203,9 @@ def test_build_emits_training_scripts_holding_the_recipe(tmp_path: Path) -> None
 
 def test_schedules_and_stopping_rules() -> None:
     recipe = make_recipe(
-        optimizer={"name": "sgd", "learning_rate": 0.1}, epochs=10, schedule={"name": "step", "step_size": 3, "gamma": 0.5}
+        optimizer={"name": "sgd", "learning_rate": 0.1},
+        epochs=10,
+        schedule={"name": "step", "step_size": 3, "gamma": 0.5},
     )
     assert [rules.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
     cosine = make_recipe(

@@ -22,6 +22,7 @@ from tests.strategies import architectures, build_architecture  # noqa: E402
 
 CLASSES = 10
 
+
 def randomize_torch(model, seed: int) -> None:
     """Fresh random values in every parameter and BatchNorm statistic, so a lost copy cannot go unseen."""
     generator = torch.Generator().manual_seed(seed)
@@ -120,7 +121,8 @@ def test_a_seed_is_one_starting_point_in_both_frameworks(tmp_path, monkeypatch):
     torch_model = _starting_model(package, "train_torch", monkeypatch, 7)
     keras_model = _starting_model(package, "train_keras", monkeypatch, 7)
     pairs = weights.tensor_pairs(torch_model, keras_model)
-    assert sorted(pair.label for pair in pairs) == sorted(f"{layer}.{variable}" for layer, variable, *_ in package.WEIGHTS)
+    table = [f"{layer}.{variable}" for layer, variable, *_ in package.WEIGHTS]
+    assert sorted(pair.label for pair in pairs) == sorted(table)
     for pair in pairs:
         assert np.array_equal(weights.torch_array(pair), keras.ops.convert_to_numpy(pair.keras_variable)), pair.label
     again, other = package.build_torch_model(), package.build_keras_model()
@@ -128,5 +130,6 @@ def test_a_seed_is_one_starting_point_in_both_frameworks(tmp_path, monkeypatch):
     keras_initial_weights(other, package.WEIGHTS, 8)
     for mine, theirs in zip(again.state_dict().values(), torch_model.state_dict().values(), strict=True):
         assert torch.equal(mine, theirs)  # the scripts start from the helpers' draws
-    first = next(p for p in weights.tensor_pairs(again, other) if p.torch_tensor.dim() > 1)
-    assert not np.array_equal(weights.torch_array(first), keras.ops.convert_to_numpy(first.keras_variable))  # the seed decides
+    kernel = next(p for p in weights.tensor_pairs(again, other) if p.torch_tensor.dim() > 1)
+    other_draw = keras.ops.convert_to_numpy(kernel.keras_variable)
+    assert not np.array_equal(weights.torch_array(kernel), other_draw)  # the seed decides the draw

@@ -14,7 +14,9 @@ from compilers.render import environment
 from tests.conftest import REPO, SPECS
 
 REGENERATE = "fmnist-dsl build --notebook specs/*.yaml"  # the golden record carries each notebook
-PACKAGE_FILES = sorted(["__init__.py", "torch_model.py", "keras_model.py", "train_torch.py", "train_keras.py", "spec.json"])
+PACKAGE_FILES = sorted(
+    ["__init__.py", "torch_model.py", "keras_model.py", "train_torch.py", "train_keras.py", "spec.json"]
+)
 
 
 def cli(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+import yaml
 
 from dsl import SpecError, infer_shapes, load_spec, parse_spec
 from dsl.shapes import same_padding
@@ -92,9 +93,39 @@ def test_malformed_yaml_names_its_line():
     assert caught.value.line == 3 and "malformed YAML" in caught.value.message
 
 
-def test_yaml_is_loaded_safely():
-    with pytest.raises(SpecError):
-        parse_spec("name: !!python/object/apply:os.system ['echo hacked']\ninput: [28, 28, 1]\nlayers: []\n")
+CANARY_SPEC = """name: probe
+input: [28, 28, 1]
+layers:
+  - Flatten: {}
+  - Dense: {units: 10}
+training:
+  optimizer: {name: sgd}
+  seed: SEED
+"""
+
+
+def _canary(path) -> tuple[str, str]:
+    """A tag that, were Python tags constructed, would create `path` and give 0 (a valid seed); and the spec."""
+    tag = f"!!python/object/apply:os.system ['touch {path}']"
+    return tag, CANARY_SPEC.replace("SEED", tag)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    canary = tmp_path / "canary"
+    tag, text = _canary(canary)
+    parse_spec(text.replace(tag, "0"))  # the spec is valid but for the tag
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "probe.yaml")
+    assert not canary.exists()
+    assert str(caught.value).startswith("probe.yaml:8: malformed YAML: could not determine a constructor for the tag")
+
+
+def test_the_canary_fires_under_an_unsafe_loader(tmp_path, monkeypatch):
+    from dsl import document
+
+    canary = tmp_path / "canary"
+    monkeypatch.setattr(document, "StrictLoader", yaml.UnsafeLoader)  # the planted bug
+    assert parse_spec(_canary(canary)[1]).training.seed == 0 and canary.exists()
 
 
 def test_json_schema_lists_every_layer(tmp_path):

@@ -72,8 +72,10 @@ def _accepts(text: str) -> bool:
 def test_closed_vocabulary_fields_accept_nothing_else():
     outcomes = Counter()
 
-    @settings(max_examples=200)
-    @given(st.sampled_from(sorted(VOCABULARY, key=str)).flatmap(lambda path: st.tuples(st.just(path), _values_for(path))))
+    @settings(max_examples=100)
+    @given(
+        st.sampled_from(sorted(VOCABULARY, key=str)).flatmap(lambda path: st.tuples(st.just(path), _values_for(path)))
+    )
     def check(path_and_value):
         path, value = path_and_value
         accepted = _accepts(with_value(path, value))
@@ -82,13 +84,13 @@ def test_closed_vocabulary_fields_accept_nothing_else():
             assert value in VOCABULARY[path]
 
     check()
-    assert outcomes[True] >= 20 and outcomes[False] >= 20, outcomes  # neither branch is left to chance
+    assert outcomes[True] >= 10 and outcomes[False] >= 10, outcomes  # neither branch is left to chance
 
 
 def test_a_name_is_accepted_only_as_a_plain_identifier():
     outcomes = Counter()
 
-    @settings(max_examples=200)
+    @settings(max_examples=100)
     @given(st.one_of(IDENTIFIERS, st.sampled_from(keyword.kwlist), IDENTIFIERS.map(str.title), st.text()))
     def check(value):
         accepted = _accepts(with_value(("name",), value))
@@ -97,7 +99,7 @@ def test_a_name_is_accepted_only_as_a_plain_identifier():
             assert value.isascii() and value.isidentifier() and not keyword.iskeyword(value) and value == value.lower()
 
     check()
-    assert outcomes[True] >= 20 and outcomes[False] >= 20, outcomes
+    assert outcomes[True] >= 10 and outcomes[False] >= 10, outcomes
 
 
 BASELINE = {

@@ -58,9 +58,9 @@ def test_the_same_process_can_take_it_again_after_releasing(tmp_path):
             pass
 
 
-def test_a_lock_that_never_locks_would_be_caught(tmp_path, holder, monkeypatch):
-    monkeypatch.setattr(runlock.fcntl, "flock", lambda fd, how: None)  # a planted bug: flock does nothing
-    with runlock.hold(tmp_path):  # ... and the second holder gets in: what the first test would fail on
+def test_with_a_planted_bug_the_second_holder_gets_in_which_the_first_test_catches(tmp_path, holder, monkeypatch):
+    monkeypatch.setattr(runlock.fcntl, "flock", lambda fd, how: None)  # the bug: a flock that locks nothing
+    with runlock.hold(tmp_path):
         pass
 
 

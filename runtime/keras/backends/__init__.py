@@ -8,6 +8,7 @@ one computation Keras has no portable API for: the gradient of a loss in a train
 import importlib
 import importlib.util
 import os
+from contextlib import contextmanager
 
 NAMES = ("tensorflow", "jax", "torch")
 ALL = "all"  # parity's name for every backend in turn
@@ -69,15 +70,29 @@ def _module():
     return importlib.import_module(f"{__name__}.{current()}")
 
 
-def computes_float64(model) -> bool:
-    """Whether Keras computes every layer of a float64 `model` in float64 on this backend.
+def float64_enabled() -> bool:
+    """Whether this backend can compute in float64 at all (jax: only if JAX_ENABLE_X64 was set before its import)."""
+    return _module().float64_enabled()
 
-    Off TensorFlow, keras.backend.result_type maps float64 to float32, and some layers take their compute dtype
-    from it (each backend module's FLOAT32_LAYERS); jax computes float64 only when JAX_ENABLE_X64 was set.
+
+@contextmanager
+def honour_float64():
+    """While open, Keras computes a float64 model in float64 on every backend; the parity checks measure in it.
+
+    Off TensorFlow, keras.backend.result_type demotes float64 to float32 (to match jax's default), and the layers that
+    take their compute dtype from it round a float64 model's values to float32: BatchNormalization on jax and torch,
+    and on torch keras.ops.matmul, the product in Dense (keras-team/keras#23704). Float32 rounding, grown over a
+    trajectory through ReLU kinks and max-pool ties, would hide a formula's difference; so this lifts the demotion
+    (Keras's private table, of the pinned Keras) and puts it back on leaving.
     """
-    backend = _module()
-    kinds = {layer.__class__.__name__ for layer in model.layers}
-    return backend.float64_enabled() and not kinds & set(backend.FLOAT32_LAYERS)
+    from keras.src.backend.common import dtypes
+
+    table, demoted = dtypes.BIT64_TO_BIT32_DTYPE, dtypes.BIT64_TO_BIT32_DTYPE["float64"]
+    table["float64"] = "float64"
+    try:
+        yield
+    finally:
+        table["float64"] = demoted
 
 
 def value_and_grad(model, loss, images, labels):

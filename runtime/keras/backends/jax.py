@@ -10,8 +10,6 @@ import weakref
 
 import jax
 
-# BatchNormalization computes in keras.backend.result_type(dtype, "float32"), float32 off TensorFlow.
-FLOAT32_LAYERS = ("BatchNormalization",)
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

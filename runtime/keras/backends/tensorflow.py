@@ -2,8 +2,6 @@
 
 import tensorflow as tf
 
-FLOAT32_LAYERS = ()  # TensorFlow's Keras keeps float64 through every layer
-
 
 def float64_enabled() -> bool:
     return True

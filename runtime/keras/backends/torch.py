@@ -6,10 +6,6 @@ On this backend a Keras variable's `.value` is a torch Parameter, so torch.autog
 
 import torch
 
-# BatchNormalization computes in keras.backend.result_type(dtype, "float32"), float32 off TensorFlow, and so does
-# keras.ops.matmul, the product in Dense (keras-team/keras#23704).
-FLOAT32_LAYERS = ("BatchNormalization", "Dense")
-
 
 def float64_enabled() -> bool:
     return True

@@ -1,0 +1,127 @@
+"""Keras data parallelism on TensorFlow: MirroredStrategy over 2 logical CPU devices trains the 1-replica model.
+
+TensorFlow splits the CPU into logical devices only before it starts one, so each run is a fresh process
+(`_child`, started by `_run`). With BatchNormalization synchronized and dropout off, losses at every step, weights
+and moving statistics of 2 replicas match 1 replica to 1e-10 in float64, and match the PyTorch replicas as the
+single-replica runs match each other; a per-replica BatchNorm (tf.distribute's default) fails the check.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+EPOCHS, TOLERANCE = 2, 1e-10
+TORCH_KERAS_TOLERANCE = 1e-9  # the float64 PyTorch/Keras trajectory parity of tests/functional/test_parity.py
+
+
+def _spec_and_data():
+    from tests.functional import test_replicas as case  # the PyTorch proof's model, data and optimizers
+
+    return case.SPEC, case.splits, case.OPTIMIZERS, case.BATCH
+
+
+def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict:
+    """train_on_batch on batch_order's batches (the last cut to equal parts); per-step losses and final weights."""
+    import keras
+
+    from runtime.common import replicas
+    from runtime.common.data import batch_order
+    from runtime.keras import distributed, init, optim
+    from runtime.keras.losses import loss_function
+
+    _, splits_of, _, batch = _spec_and_data()
+    splits = splits_of()
+    with distributed.scope(replicas_count, batch):
+        model = package.build_keras_model()
+        init.load_initial_weights(model, package.WEIGHTS, 0)
+        model.compile(optimizer=optim.from_config(optimizer), loss=loss_function(package.OUTPUT))
+    if replicas_count > 1 and not planted:
+        distributed.synchronise_batchnorm(model)
+    losses = []
+    for epoch in range(EPOCHS):
+        for idx in replicas.trim(batch_order(len(splits.y_train), batch, epoch, 1), replicas_count):
+            model.reset_metrics()
+            losses.append(float(model.train_on_batch(splits.x_train[idx], splits.y_train[idx])))
+    weights = {
+        f"{layer.name}.{v.name}": keras.ops.convert_to_numpy(v).tolist()
+        for layer in model.layers
+        for v in layer.weights
+    }
+    return {"losses": losses, "weights": weights}
+
+
+def _child(out: str, folder: str) -> None:
+    """One fresh TensorFlow process: 2 logical CPU devices, float64, every trajectory this file compares."""
+    import keras
+
+    from runtime.keras import distributed
+    from tests.functional.test_replicas import build_replicated
+    from tests.recipes import full_optimizer
+
+    _, _, optimizers, batch = _spec_and_data()
+    distributed.scope(2, batch)  # splits the CPU into 2 logical devices now, before TensorFlow starts one
+    keras.config.set_floatx("float64")
+    package = build_replicated(Path(folder))
+    results = {}
+    for name, optimizer in optimizers.items():
+        for count, planted in ((1, False), (2, False), (2, True)):
+            results[f"{name}/{count}{'/planted' if planted else ''}"] = _steps(
+                package, full_optimizer(optimizer), count, planted
+            )
+    Path(out).write_text(json.dumps(results))
+
+
+def _run(tmp_path: Path) -> dict:
+    out = tmp_path / "keras.json"
+    code = f"from tests.functional.test_replicas_keras import _child; _child({str(out)!r}, {str(tmp_path)!r})"
+    env = os.environ | {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def keras_runs(tmp_path_factory) -> dict:
+    return _run(tmp_path_factory.mktemp("keras-replicas"))
+
+
+def assert_same_trajectory(one: dict, two: dict) -> None:
+    """Losses at every step, then every weight and moving statistic, within TOLERANCE of the tensor's scale."""
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=TOLERANCE, atol=0)
+    assert one["weights"].keys() == two["weights"].keys()
+    for key, expected in one["weights"].items():
+        expected = np.asarray(expected)
+        scale = TOLERANCE * max(np.abs(expected).max(), 1e-3)
+        np.testing.assert_allclose(two["weights"][key], expected, rtol=TOLERANCE, atol=scale, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adam"])
+def test_two_mirrored_replicas_train_the_one_replica_model(keras_runs, name):
+    assert len(keras_runs[f"{name}/1"]["losses"]) == EPOCHS * 4
+    assert_same_trajectory(keras_runs[f"{name}/1"], keras_runs[f"{name}/2"])
+
+
+def test_per_replica_batchnorm_fails_the_check(keras_runs):
+    with pytest.raises(AssertionError):
+        assert_same_trajectory(keras_runs["sgd-nesterov/1"], keras_runs["sgd-nesterov/2/planted"])
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adam"])
+def test_torch_and_keras_replicas_agree_as_single_replicas_do(keras_runs, name, tmp_path):
+    from tests.functional import test_replicas_torch as torch_side
+    from tests.functional.test_replicas import build_replicated
+    from tests.recipes import full_optimizer
+
+    package = build_replicated(tmp_path / "package")
+    optimizer = full_optimizer(torch_side.OPTIMIZERS[name])
+    for count in (1, 2):
+        torch_losses = torch_side._trajectory(package, optimizer, tmp_path / f"torch{count}", count)["losses"]
+        keras_losses = np.asarray(keras_runs[f"{name}/{count}"]["losses"])
+        np.testing.assert_allclose(keras_losses, torch_losses, rtol=TORCH_KERAS_TOLERANCE, err_msg=f"{count} replicas")
