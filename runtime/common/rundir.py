@@ -162,5 +162,13 @@ def epoch_line(framework: str, row: dict) -> str:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This program's peak resident memory so far, in MiB.
+
+    Linux's VmHWM starts afresh when a process execs a new program; getrusage's ru_maxrss does not, so a training
+    process started by a parent that had loaded both frameworks would report the parent's peak.
+    """
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -28,13 +28,12 @@ def _spec_and_data():
 
 
 def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict:
-    """train_on_batch on batch_order's batches (the last cut to equal parts); per-step losses and final weights."""
+    """model.fit on runtime.keras.training's feed of batch_order's batches; per-step losses and final weights."""
     import keras
 
-    from runtime.common import replicas
-    from runtime.common.data import batch_order
-    from runtime.keras import distributed, init, optim
+    from runtime.keras import distributed, init, optim, training
     from runtime.keras.losses import loss_function
+    from tests.recipes import make_recipe
 
     _, splits_of, _, batch = _spec_and_data()
     splits = splits_of()
@@ -43,18 +42,26 @@ def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict
         init.load_initial_weights(model, package.WEIGHTS, 0)
         model.compile(optimizer=optim.from_config(optimizer), loss=loss_function(package.OUTPUT))
     if replicas_count > 1 and not planted:
-        distributed.synchronise_batchnorm(model)
-    losses = []
-    for epoch in range(EPOCHS):
-        for idx in replicas.trim(batch_order(len(splits.y_train), batch, epoch, 1), replicas_count):
-            model.reset_metrics()
-            losses.append(float(model.train_on_batch(splits.x_train[idx], splits.y_train[idx])))
+        distributed.synchronise_batchnorm(model)  # as training.fit does
+    data = training.training_batches(splits.x_train, splits.y_train, make_recipe(batch_size=batch, seed=1))
+    means = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda step, logs: means.append(logs["loss"]))
+    model.fit(**training.fit_inputs(data), epochs=EPOCHS, callbacks=[training.EpochOrder(data), record], verbose=0)
     weights = {
         f"{layer.name}.{v.name}": keras.ops.convert_to_numpy(v).tolist()
         for layer in model.layers
         for v in layer.weights
     }
-    return {"losses": losses, "weights": weights}
+    return {"losses": _step_losses(means, len(means) // EPOCHS), "weights": weights}
+
+
+def _step_losses(means: list[float], steps: int) -> list[float]:
+    """Each step's loss from Keras's running epoch means (equal batches): l_k = k m_k - (k - 1) m_(k-1)."""
+    losses = []
+    for epoch in range(len(means) // steps):
+        epoch_means = means[epoch * steps : (epoch + 1) * steps]
+        losses += [(k + 1) * m - k * (epoch_means[k - 1] if k else 0.0) for k, m in enumerate(epoch_means)]
+    return losses
 
 
 def _child(out: str, folder: str) -> None:

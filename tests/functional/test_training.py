@@ -1,7 +1,6 @@
 """Training: generated loops, run folders, resume, clear errors. Real-data cases train on 2,000 images."""
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from runtime.common import data as fmnist
-from runtime.common import rules, rundir
+from runtime.common import rules
 from tests.conftest import REPO as ROOT
 from tests.recipes import make_recipe
 
@@ -199,33 +198,3 @@ def test_build_emits_training_scripts_holding_the_recipe(tmp_path: Path) -> None
     for name in ("train_torch.py", "train_keras.py"):  # the recipe is printed once, in __init__.py
         compile(files[name], name, "exec")
         assert "Recipe.from_dict(RECIPE)" in files[name] and "patience" not in files[name]
-
-
-def test_schedules_and_stopping_rules() -> None:
-    recipe = make_recipe(
-        optimizer={"name": "sgd", "learning_rate": 0.1},
-        epochs=10,
-        schedule={"name": "step", "step_size": 3, "gamma": 0.5},
-    )
-    assert [rules.scheduled_lr(recipe, e) for e in (0, 2, 3, 6)] == [0.1, 0.1, 0.05, 0.025]
-    cosine = make_recipe(
-        optimizer={"name": "sgd", "learning_rate": 0.1}, epochs=4, schedule={"name": "cosine", "min_learning_rate": 0.0}
-    )
-    assert rules.scheduled_lr(cosine, 0) == 0.1 and math.isclose(rules.scheduled_lr(cosine, 2), 0.05)
-    plateau = rules.Plateau(factor=0.5, patience=2, min_learning_rate=0.01)
-    assert [plateau.step(v, 0.1) for v in (1.0, 1.0, 1.0)] == [0.1, 0.1, 0.05]
-    stop = rules.EarlyStop(patience=2)
-    assert [stop.step(v, e) for e, v in enumerate((1.0, 0.9, 0.95, 0.95))] == [
-        (True, False),
-        (True, False),
-        (False, False),
-        (False, True),
-    ]
-
-
-def test_json_writes_are_atomic_and_unwritable_folders_are_refused(tmp_path: Path) -> None:
-    rundir.write_json(tmp_path / "a.json", {"x": 1})
-    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1} and len(list(tmp_path.iterdir())) == 1
-    (tmp_path / "file").write_text("")
-    with pytest.raises(rundir.RunDirError, match="not writable"):
-        rundir.prepare_run_dir(tmp_path / "file" / "run")
