@@ -6,6 +6,7 @@ escaping as a bare ValueError, and aliases may neither refer to themselves nor e
 MAX_NODES nodes (a few nested aliases turn a short file into billions of values to validate).
 """
 
+import re
 from typing import Any
 
 import yaml
@@ -16,7 +17,11 @@ MAX_NODES = 100_000
 
 
 class StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (no Python tags) whose constructors' failures carry the node's line."""
+    """yaml.SafeLoader (no Python tags) whose constructors' failures carry the node's line.
+
+    It also reads `1e-8` as a float, as YAML 1.2 and JSON do (YAML 1.1 wants `1.0e-8` and would hand the spec the
+    string "1e-8"): the normalised spec.json, which json.dumps writes that way, is read with this loader too.
+    """
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -24,6 +29,11 @@ class StrictLoader(yaml.SafeLoader):
         except (ValueError, OverflowError) as error:
             problem = str(error).split(";")[0]  # Python's advice on its own digit limit is not for spec authors
             raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def compose(text: str, filename: str) -> tuple[yaml.Node | None, Any]:

@@ -101,6 +101,14 @@ def replicas_of(model) -> int:
     return strategy.num_replicas_in_sync if strategy is not None else 1
 
 
+def model_scope(model):
+    """The scope `model` was built in, to create or load its variables again (the optimizer's slots on --resume)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if backend() != "tensorflow" or strategy is None or strategy.num_replicas_in_sync == 1:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
 def replicas_in_sync() -> int:
     """Replicas of the tf.distribute strategy whose step is being traced (1 outside one, and off TensorFlow)."""
     if backend() != "tensorflow":

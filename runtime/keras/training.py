@@ -265,7 +265,8 @@ def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec
     history, state, extra = [], {"epoch": 0, "best": math.inf, "stopped": False}, []
     if resume and (run_dir / "state.json").exists():
         check_resumable(run_dir, "keras", recipe, spec_file, len(splits.y_train))
-        state, history, best_weights = _resume(model, run_dir, len(watched))
+        with distributed.model_scope(model):  # the optimizer's slots live on the replicas' devices
+            state, history, best_weights = _resume(model, run_dir, len(watched))
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
     rundir.copy_spec(spec_file, run_dir)
     versions = {"keras": keras.__version__, "backend": keras.backend.backend()}

@@ -112,11 +112,13 @@ def _requirements(names: list[str]) -> set[str]:
     return {IMPORT_NAMES.get(dist, dist) for dist in dists}
 
 
-def _third_party_imports(folder: str) -> set[str]:
-    """Top-level modules the folder's Python files import, the standard library and ours aside."""
+def _third_party_imports(folder: str, module_level: bool) -> set[str]:
+    """Top-level modules the folder's Python files import (only at module level, or anywhere), ours and the
+    standard library's aside."""
     found = set()
     for path in (REPO / folder).glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in tree.body if module_level else ast.walk(tree):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -134,10 +136,14 @@ PARTS = [("runtime/common", None), ("runtime/torch", "torch"), ("runtime/keras",
 
 @pytest.mark.parametrize("folder,extra", PARTS)
 def test_each_part_imports_only_what_its_install_brings(project, folder, extra):
+    """Importing a part needs the base install and its extra; a function may import another Keras backend's
+    package (jax), but never one no extra declares."""
     brought = _requirements(project["dependencies"])
     if extra:
         brought |= _requirements(project["optional-dependencies"][extra])
-    assert _third_party_imports(folder) <= brought
+    assert _third_party_imports(folder, module_level=True) <= brought
+    declared = brought | set().union(*map(_requirements, project["optional-dependencies"].values()))
+    assert _third_party_imports(folder, module_level=False) <= declared
 
 
 def test_onnx_export_comes_with_the_torch_extra_and_all_brings_every_extra(project):

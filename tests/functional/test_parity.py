@@ -27,7 +27,7 @@ CLI = [str(Path(sys.executable).with_name("fmnist-dsl"))]
 # conv1 has no bias: a channel whose ReLU is active at every position passes its bias straight into
 # BatchNorm, which cancels it, so the bias gradient is zero in exact arithmetic and rounding noise in
 # practice. Adam with L2 weight decay amplifies that noise chaotically: PyTorch against itself, with
-# the samples of each batch reversed, differed by 3e-4 in such a bias after 20 steps (README, Parity).
+# the samples of each batch reversed, differed by 3e-4 in such a bias after 20 steps (docs/parity.md).
 SMALL = {
     "name": "small_bn",
     "input": [10, 10, 1],

@@ -82,7 +82,33 @@ def _child(out: str, folder: str) -> None:
             results[f"{name}/{count}{'/planted' if planted else ''}"] = _steps(
                 package, full_optimizer(optimizer), count, planted
             )
+    for count in (1, 2):
+        results[f"fit/{count}"] = _fit(package, Path(folder) / f"fit{count}", count)
     Path(out).write_text(json.dumps(results))
+
+
+def _fit(package, run_dir: Path, count: int) -> dict:
+    """training.fit: 1 replica for 2 epochs, or 2 replicas for 1 epoch and --resume for the second."""
+    import keras
+
+    from runtime.keras import distributed, init, optim, training
+    from runtime.keras.losses import loss_function
+    from tests.recipes import make_recipe
+
+    _, splits_of, optimizers, batch = _spec_and_data()
+    for epochs in range(3 - count, 3):
+        recipe = make_recipe(optimizers["adam"], batch_size=batch, epochs=epochs, seed=1, validation_split=0.0)
+        with distributed.scope(count, batch):
+            model = package.build_keras_model()
+            init.load_initial_weights(model, package.WEIGHTS, 0)
+            accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+            model.compile(
+                optimizer=optim.from_config(recipe.optimizer), loss=loss_function(package.OUTPUT), metrics=[accuracy]
+            )
+        metrics = training.fit(model, splits_of(36), recipe, run_dir, resume=epochs > 1)
+    history = json.loads((run_dir / "history.json").read_text())
+    files = sorted(path.name for path in run_dir.iterdir())
+    return {"metrics": metrics, "losses": [row["train_loss"] for row in history], "files": files}
 
 
 def _run(tmp_path: Path) -> dict:
@@ -132,3 +158,12 @@ def test_torch_and_keras_replicas_agree_as_single_replicas_do(keras_runs, name, 
         torch_losses = torch_side._trajectory(package, optimizer, tmp_path / f"torch{count}", count)["losses"]
         keras_losses = np.asarray(keras_runs[f"{name}/{count}"]["losses"])
         np.testing.assert_allclose(keras_losses, torch_losses, rtol=TORCH_KERAS_TOLERANCE, err_msg=f"{count} replicas")
+
+
+def test_fit_with_two_replicas_writes_one_run_and_resumes(keras_runs):
+    one, two = keras_runs["fit/1"], keras_runs["fit/2"]
+    assert two["files"] == one["files"]
+    assert len(two["losses"]) == 2
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=TOLERANCE)
+    assert two["metrics"]["test_accuracy"] == one["metrics"]["test_accuracy"]
+    np.testing.assert_allclose(two["metrics"]["test_loss"], one["metrics"]["test_loss"], rtol=TOLERANCE)

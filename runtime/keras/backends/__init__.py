@@ -29,9 +29,17 @@ def check(name: str) -> str:
     if name not in NAMES:
         raise BackendError(f"unknown Keras backend {name!r}: expected one of {', '.join(NAMES)}")
     module, install = REQUIREMENTS[name]
-    if importlib.util.find_spec(module) is None:
+    if not _installed(module):
         raise BackendError(f"the Keras backend {name!r} needs {install}")
     return name
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be found, without importing it (TensorFlow must not load before PyTorch's triton)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder refused it, or a None entry in sys.modules
+        return False
 
 
 def select(name: str, *, float64: bool = False) -> None:
@@ -83,16 +91,27 @@ def honour_float64():
     take their compute dtype from it round a float64 model's values to float32: BatchNormalization on jax and torch,
     and on torch keras.ops.matmul, the product in Dense (keras-team/keras#23704). Float32 rounding, grown over a
     trajectory through ReLU kinks and max-pool ties, would hide a formula's difference; so this lifts the demotion
-    (Keras's private table, of the pinned Keras) and puts it back on leaving.
+    (Keras's private table, of the pinned Keras), with a backend's own float64_patches(), and undoes them on leaving.
     """
     from keras.src.backend.common import dtypes
 
-    table, demoted = dtypes.BIT64_TO_BIT32_DTYPE, dtypes.BIT64_TO_BIT32_DTYPE["float64"]
-    table["float64"] = "float64"
+    patches = [(dtypes.BIT64_TO_BIT32_DTYPE, "float64", "float64"), *getattr(_module(), "float64_patches", list)()]
+    originals = [_swap(target, name, value) for target, name, value in patches]
     try:
         yield
     finally:
-        table["float64"] = demoted
+        for (target, name, _), original in zip(patches, originals, strict=True):
+            _swap(target, name, original)
+
+
+def _swap(target, name: str, value):
+    """Set a dict's key or an object's attribute to `value`; returns the old one."""
+    if isinstance(target, dict):
+        old, target[name] = target[name], value
+    else:
+        old = getattr(target, name)
+        setattr(target, name, value)
+    return old
 
 
 def value_and_grad(model, loss, images, labels):

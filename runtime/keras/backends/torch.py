@@ -7,6 +7,15 @@ On this backend a Keras variable's `.value` is a torch Parameter, so torch.autog
 import torch
 
 
+def float64_patches() -> list:
+    """PyTorch's float64 CPU convolution cannot take the weight gradient of a one-filter kernel in the channels-last
+    memory format Keras converts kernels to ("slow_conv2d: grad_weight must be contiguous"); keep the standard one.
+    """
+    from keras.src.backend.torch import nn
+
+    return [(nn, "_maybe_convert_to_channels_last", lambda tensor: tensor)]
+
+
 def float64_enabled() -> bool:
     return True
 
