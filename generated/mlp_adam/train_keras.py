@@ -31,9 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     # --replicas N: the model and its optimizer live on N devices, each training on 1/N of every batch.
     with distributed.scope(options.replicas, recipe.batch_size):
         keras.utils.set_random_seed(recipe.seed)  # dropout masks
-        model = precision.build(
-            build_keras_model, recipe.precision
-        )  # the output layer in float32 under bf16/fp16
+        # Under bf16 or fp16, the mixed policy's: variables float32, the output layer computing in float32.
+        model = precision.build(build_keras_model, recipe.precision)
         init.load_initial_weights(model, WEIGHTS, recipe.seed)
         model.compile(
             optimizer=optim.from_config(recipe.optimizer),

@@ -15,7 +15,7 @@ from runtime.common.frameworks import require
 from runtime.common.rundir import read_json
 
 EXIT_TRAINING_FAILED = 3
-SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "jit_compile", "replicas")
+SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "precision", "jit_compile", "replicas")
 EXIT_BAD_INPUT = 2
 
 

@@ -17,6 +17,13 @@ from runtime.common import replicas as replica_rules
 _NO_REPLICAS = "Keras on the torch backend trains on one device here; use --framework torch for PyTorch replicas"
 
 
+def split_host_devices() -> None:
+    """On jax, one CPU device per core, asked for before anything starts jax (generated scripts import this module
+    first): jax reads the flag once, and the precision check lists devices early. One replica uses the first."""
+    if backend() == "jax":
+        _host_devices(replica_rules.cores())
+
+
 def backend() -> str:
     """The Keras backend in use (importing keras starts no device)."""
     import keras
@@ -38,7 +45,6 @@ def _gpus() -> int:
 
         return len(tf.config.list_physical_devices("GPU"))
     if backend() == "jax":
-        _host_devices(replicas_wanted=replica_rules.cores())
         import jax
 
         return len([device for device in jax.devices() if device.platform == "gpu"])
@@ -74,7 +80,6 @@ def _tensorflow_strategy(replicas: int):
 
 def _jax_scope(replicas: int):
     """DataParallel set for the whole process: fit shards its batches through it, after the build scope ends."""
-    _host_devices(replicas)
     import jax
     import keras
 
@@ -130,3 +135,6 @@ def synchronise_batchnorm(model) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
+
+
+split_host_devices()

@@ -146,7 +146,7 @@ def fit(
     On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch.step). The run folder
     is locked for the whole run (runtime.common.runlock); --resume continues only the same model and recipe.
     With replicas > 1, that many processes train on equal parts of each global batch (runtime.torch.distributed);
-    the first writes the run folder.
+    the first writes the run folder, and `model` itself stays as it was (the trained weights are in model.pt).
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
     of the last layer) and the loss in float32 (runtime.torch.precision).
     """

@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from runtime.common import replicas  # noqa: E402
 from runtime.common.data import batch_order  # noqa: E402
 from runtime.torch import training as torch_training  # noqa: E402
 from tests.recipes import make_recipe  # noqa: E402
@@ -41,7 +42,8 @@ def test_each_process_steps_on_its_share_of_batch_order(process_index: int, num_
     step = RecordingStep(process_index, num_processes)
     for epoch in range(recipe.epochs):
         torch_training._train_epoch(step, data, recipe, epoch, progress=False)
-        expected = [idx[process_index::num_processes] for idx in batch_order(COUNT, BATCH, epoch, recipe.seed)]
+        order = batch_order(COUNT, BATCH, epoch, recipe.seed)
+        expected = [replicas.share(idx, process_index, num_processes) for idx in replicas.trim(order, num_processes)]
         assert len(step.seen) == len(expected) == 7
         for (x, y), idx in zip(step.seen, expected, strict=True):
             np.testing.assert_array_equal(y, idx)
