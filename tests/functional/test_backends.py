@@ -46,6 +46,14 @@ def test_parity_json_names_the_backend_the_flag_chose():
     assert report["keras_backend"] == "torch" and report["ok"] is True
 
 
+def test_parity_all_measures_each_backend_in_one_table():
+    result = _cli("parity", "specs/lenet5.yaml", "--no-real-data", "--steps", "2", "--keras-backend", "all")
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, *rows, verdicts = result.stdout.strip().splitlines()[1:]
+    assert header.split() == list(NAMES) and verdicts.split() == ["OK"] * 3
+    assert len(rows) == 6 and all(row.count(" ok (<=") == 3 for row in rows), result.stdout
+
+
 def test_an_unknown_backend_exits_2_naming_the_choices():
     for args in (("parity", "specs/mlp.yaml"), ("train", "specs/mlp.yaml", "--framework", "keras")):
         result = _cli(*args, "--keras-backend", "theano")

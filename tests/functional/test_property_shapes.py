@@ -9,7 +9,7 @@ from tests.conftest import REPO
 from tests.strategies import architectures, as_yaml
 
 
-@given(architectures().map(as_yaml))
+@given(architectures(inner_probabilities=True).map(as_yaml))
 def test_shapes_and_parameter_counts_agree_across_frameworks(tmp_path_factory, spec_text):
     spec_file = tmp_path_factory.mktemp("spec") / "arch.yaml"
     spec_file.write_text(spec_text)

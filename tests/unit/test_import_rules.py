@@ -1,7 +1,8 @@
 """Who may import whom, read from the source (every import, including those inside functions).
 
 dsl imports no framework and nothing of ours; compilers (its CLI entry module aside, the one place joining the two)
-imports neither runtime nor a framework; runtime never imports compilers; runtime/common imports no framework
+imports neither runtime nor a framework; runtime never imports compilers, and of dsl only the data set's facts and the
+target frameworks' names (dsl/dataset.py, dsl/targets.py: defined once, shared with the spec checks); runtime/common imports no framework
 and none of the framework parts; runtime/torch never the Keras side, runtime/keras never the PyTorch side (except the
 adapter for Keras's own PyTorch backend); generated code imports only the standard library, numpy, runtime's neutral
 part and its own framework's, its own framework and its own package.
@@ -20,6 +21,7 @@ OURS = {"dsl", "compilers", "runtime", "generated", "benchmarks", "fmnist_dsl"}
 TORCH_SIDE = {"torch", "torchvision", "accelerate", "runtime.torch"}
 KERAS_SIDE = {"keras", "tensorflow", "jax", "runtime.keras"}
 CLI = PurePosixPath("compilers/cli.py")
+DSL_FACTS = {"dsl.dataset", "dsl.targets"}  # the only parts of dsl that runtime reads
 KERAS_ON_TORCH = PurePosixPath("runtime/keras/backends/torch.py")  # Keras's PyTorch backend: torch is its framework
 CHECKED = ("dsl", "compilers", "runtime", "generated")
 GENERATED_SIDES = {"torch_model": "torch", "train_torch": "torch", "keras_model": "keras", "train_keras": "keras"}
@@ -61,6 +63,8 @@ def broken_rule(path: PurePosixPath, module: str) -> str | None:
 def _runtime_rule(path: PurePosixPath, part: str, module: str) -> str | None:
     if within(module, {"compilers"}):
         return "runtime never imports compilers"
+    if within(module, {"dsl"}) and not within(module, DSL_FACTS):
+        return "runtime reads of dsl only its facts (dsl.dataset, dsl.targets)"
     if part == "common" and within(module, FRAMEWORKS | {"runtime.torch", "runtime.keras", "runtime.interop"}):
         return "runtime/common imports no framework"
     if part == "torch" and within(module, KERAS_SIDE | {"runtime.interop"}):
@@ -103,6 +107,7 @@ PLANTED = [
     ("runtime/common/data.py", "from runtime.torch.init import fans\n", "runtime/common imports no framework"),
     ("runtime/common/plots.py", "import tensorflow as tf\n", "runtime/common imports no framework"),
     ("runtime/common/recipe.py", "from compilers.lowering import lower\n", "runtime never imports compilers"),
+    ("runtime/common/recipe.py", "from dsl.loader import load_spec\n", "runtime reads of dsl only its facts"),
     ("runtime/torch/training.py", "from runtime import keras\n", "runtime/torch never"),
     ("runtime/torch/step.py", "import jax\n", "runtime/torch never"),
     ("runtime/keras/training.py", "class A:\n    def f(self):\n        from torch import nn\n", "runtime/keras never"),
@@ -126,6 +131,7 @@ ALLOWED = [
     ("compilers/lowering.py", "from dsl import Spec\nfrom . import ir\n"),
     ("runtime/common/plots.py", "import numpy\nimport matplotlib.pyplot\nfrom runtime.common import data\n"),
     ("runtime/interop/parity.py", "import torch\nimport keras\n"),
+    ("runtime/common/data.py", "from dsl.dataset import CLASS_NAMES\nfrom dsl.targets import FRAMEWORKS\n"),
     ("runtime/keras/distributed.py", "def f():\n    import tensorflow\n    import jax\n"),
     (str(KERAS_ON_TORCH), "import torch\n"),
     ("generated/mlp/torch_model.py", "import torch\nfrom torch import nn\nfrom runtime.torch.layers import X\n"),
