@@ -28,7 +28,7 @@ from tests.conftest import SPECS  # noqa: E402
 from tests.strategies import architectures, build_architecture  # noqa: E402
 
 TRAJECTORY_SPECS = ("lenet5", "mlp_adam")  # SGD without BatchNorm; Adam with BatchNorm and Dropout
-DRAWN = 6
+DRAWN = 4
 FOLDER = Path(tempfile.mkdtemp(prefix="backend-probe-"))
 
 

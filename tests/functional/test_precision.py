@@ -103,8 +103,7 @@ def test_torch_bf16_run_learns_with_float32_weights(packages, tmp_path):
     splits = Splits(x[:300], y[:300], x[300:], y[300:], x[300:], y[300:])
     package = packages["mlp"]
     model = package.build_torch_model()
-    recipe = make_recipe({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}, epochs=2, batch_size=32)
-    recipe = recipe.__class__(**{**recipe.__dict__, "precision": "bf16"})
+    recipe = make_recipe({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}, epochs=2, precision="bf16")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     metrics = torch_training.fit(
         model,

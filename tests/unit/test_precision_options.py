@@ -8,7 +8,14 @@ from runtime.common.recipe import Recipe, parse_options
 from tests.recipes import make_recipe
 
 CPU = (("float32", "bf16"), "the CPU")
-SPEC = "name: p\ninput: [28, 28, 1]\nlayers:\n  - Flatten: {}\n  - Dense: {units: 10}\ntraining:\n  optimizer: {name: sgd}\n"
+SPEC = """name: p
+input: [28, 28, 1]
+layers:
+  - Flatten: {}
+  - Dense: {units: 10}
+training:
+  optimizer: {name: sgd}
+"""
 
 
 def test_the_spec_says_float32_unless_told():
