@@ -16,13 +16,12 @@ from types import ModuleType
 
 import numpy as np
 
-from runtime.common.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
 from dsl.dataset import TRAINING_IMAGES
 from runtime.common.constants import EVAL_BATCH
+from runtime.common.data import CHECKSUMS, DataError, FashionMNIST, cache_dir, find_data_dir, make_splits
 from runtime.common.recipe import Recipe, load_splits
 from runtime.common.rules import scheduled_lr
 from runtime.common.rundir import replace_atomically
-
 
 
 def torchvision_root(data_dir: str | None = None, root: Path | None = None) -> Path:

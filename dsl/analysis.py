@@ -10,7 +10,6 @@ from dsl.shapes import LayerShape
 from dsl.spec import Spec
 from dsl.training import Training
 
-
 Problem = tuple[str, str] | None
 
 

@@ -7,12 +7,11 @@ import yaml
 from pydantic import ValidationError
 
 from dsl.analysis import first_problem, input_problem
-from dsl.document import compose
 from dsl.dataset import NUM_CLASSES
+from dsl.document import compose
 from dsl.errors import SpecError
 from dsl.shapes import LayerShape, ShapeProblem, infer_shapes
 from dsl.spec import Spec
-
 
 
 def load_spec(path: str | Path) -> Spec:

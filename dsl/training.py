@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from dsl.base import SPEC_CONFIG
+from dsl.targets import PRECISIONS
 
 
 class _Section(BaseModel):
@@ -97,4 +98,4 @@ class Training(_Section):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     # Weights, optimizer state and BatchNorm statistics stay float32 in every precision; a 16-bit one computes the
     # layers in that type, the output layer and the loss in float32; fp16 scales the loss dynamically, bf16 not.
-    precision: Literal["float32", "bf16", "fp16"] = "float32"
+    precision: Literal[PRECISIONS] = "float32"

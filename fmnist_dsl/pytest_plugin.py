@@ -41,8 +41,9 @@ def pytest_addoption(parser) -> None:
         help="collect fmnist-dsl spec files (YAML) under the given paths as PyTorch/Keras parity tests",
     )
     for name, default in INI_DEFAULTS.items():
-        parser.addini(name, help=f"fmnist-dsl parity: {name.removeprefix('fmnist_parity_')} (default {default})",
-                      default=default)
+        parser.addini(
+            name, help=f"fmnist-dsl parity: {name.removeprefix('fmnist_parity_')} (default {default})", default=default
+        )
 
 
 def is_spec(path: Path) -> bool:

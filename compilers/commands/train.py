@@ -1,15 +1,11 @@
 """`fmnist-dsl train`, `evaluate` and `compare`'s flags (their run-time half: runtime/commands/train.py)."""
 
 from pathlib import Path
-from typing import get_args
 
 from compilers.commands import add_keras_backend_flag
-from dsl.targets import FRAMEWORKS
-from dsl.training import Training
+from dsl.targets import FRAMEWORKS, JIT_CHOICES, PRECISIONS
 
 FRAMEWORK_CHOICES = (*FRAMEWORKS, "both")
-JIT_CHOICES = ("auto", "on", "off")
-PRECISION_CHOICES = get_args(Training.model_fields["precision"].annotation)
 
 
 def register(subparsers) -> None:
@@ -40,7 +36,7 @@ def _add_run_flags(parser) -> None:
     parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/<spec name>)")
     parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--precision", choices=PRECISION_CHOICES, help="layer computation (default: the recipe's)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="layer computation (default: the recipe's)")
     parser.add_argument("--jit-compile", choices=JIT_CHOICES, help="Keras: XLA-compile the train step (default auto)")
     replicas_help = "data-parallel replicas (processes in PyTorch, devices in Keras), each on 1/N of every batch"
     parser.add_argument("--replicas", type=int, metavar="N", help=replicas_help)

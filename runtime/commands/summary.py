@@ -27,7 +27,10 @@ def summary_rows(package) -> list[dict]:
                 "kind": kind,
                 "dsl": (tuple(shape), trainable, state),
                 # A layer's weights live in the submodule of its own name (padding and activation hold none).
-                "torch": (_nhwc(torch_shapes[output_attr]), *introspect.torch_parameter_counts(getattr(torch_model, name))),
+                "torch": (
+                    _nhwc(torch_shapes[output_attr]),
+                    *introspect.torch_parameter_counts(getattr(torch_model, name)),
+                ),
                 "keras": (keras_shapes[name], *introspect.keras_parameter_counts(keras_model.get_layer(name))),
             }
         )

@@ -317,4 +317,3 @@ def random_translate(batch: np.ndarray, rng: np.random.Generator, max_pixels: in
     rows = np.arange(h)[None, :] + m - dy[:, None]
     cols = np.arange(w)[None, :] + m - dx[:, None]
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-

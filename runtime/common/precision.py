@@ -9,7 +9,8 @@ mixed policies (runtime.keras.precision).
 
 from __future__ import annotations
 
-PRECISIONS = ("float32", "bf16", "fp16")
+from dsl.targets import PRECISIONS  # noqa: F401  -- re-exported
+
 # --mixed-precision's values, the flag --precision replaced.
 DEPRECATED_VALUES = {"no": "float32", "bf16": "bf16", "fp16": "fp16"}
 

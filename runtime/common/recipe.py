@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from dsl.targets import JIT_CHOICES
 from runtime.common import data as fmnist
 from runtime.common import precision as precision_rules
 from runtime.common import replicas as replica_rules
-
-JIT_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)

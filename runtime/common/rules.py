@@ -72,5 +72,3 @@ def check_finite(loss: float, epoch: int, framework: str) -> None:
             f"{framework}: training loss became {loss} in epoch {epoch + 1}; stopped. The last finite checkpoint"
             " and history are kept. Try a lower learning rate or a smaller batch size."
         )
-
-

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import keras
 
+from dsl.targets import PRECISIONS
+
 POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
@@ -19,7 +21,7 @@ def runnable() -> tuple[tuple[str, ...], str]:
     device = _first_device()  # "gpu:0" or the like where there is one, else "cpu:0"
     if device.startswith("cpu"):
         return ("float32", "bf16"), "the CPU"
-    return ("float32", "bf16", "fp16"), device
+    return PRECISIONS, device
 
 
 def _first_device() -> str:

@@ -18,4 +18,6 @@ def loss_function(output: str):
         return F.cross_entropy
     if output == "log_probabilities":
         return F.nll_loss
-    return lambda probabilities, labels: F.nll_loss(torch.log(probabilities.clamp(LOSS_EPSILON, 1 - LOSS_EPSILON)), labels)
+    return lambda probabilities, labels: F.nll_loss(
+        torch.log(probabilities.clamp(LOSS_EPSILON, 1 - LOSS_EPSILON)), labels
+    )

@@ -1,8 +1,8 @@
 """Who may import whom, read from the source (every import, including those inside functions).
 
 dsl imports no framework and nothing of ours; compilers (its CLI entry module aside, the one place joining the two)
-imports neither runtime nor a framework; runtime never imports compilers, and of dsl only the data set's facts and the
-target frameworks' names (dsl/dataset.py, dsl/targets.py: defined once, shared with the spec checks); runtime/common imports no framework
+imports neither runtime nor a framework; runtime never imports compilers, and of dsl only its facts (dsl/dataset.py,
+dsl/targets.py: defined once, shared with the spec checks); runtime/common imports no framework
 and none of the framework parts; runtime/torch never the Keras side, runtime/keras never the PyTorch side (except the
 adapter for Keras's own PyTorch backend); generated code imports only the standard library, numpy, runtime's neutral
 part and its own framework's, its own framework and its own package.
