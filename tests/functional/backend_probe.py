@@ -25,7 +25,7 @@ from runtime.commands.summary import summary_rows  # noqa: E402
 from runtime.interop import parity, weights  # noqa: E402
 from runtime.keras import optim  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from tests.strategies import architectures, build_architecture  # noqa: E402
+from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 
 TRAJECTORY_SPECS = ("lenet5", "mlp_adam")  # SGD without BatchNorm; Adam with BatchNorm and Dropout
 DRAWN = 4

@@ -28,7 +28,7 @@ def frameworks_loaded(modules: list[str], extra_path: str = "") -> list[str]:
 
 
 def unit_modules() -> list[str]:
-    shared = ["tests.conftest", "tests.recipes", "tests.strategies"]
+    shared = ["tests.conftest", "tests.recipes", "fmnist_dsl.strategies"]
     return shared + [f"tests.unit.{path.stem}" for path in sorted(HERE.glob("*.py"))]
 
 

@@ -22,9 +22,10 @@ def _compiled(model, loss):
     """jit(value_and_grad) of the train-mode loss of `model`, made on first use."""
     per_loss = _COMPILED.setdefault(model, {})
     if loss.__name__ not in per_loss:
+        weak = weakref.ref(model)  # a strong reference from the value would keep the key, and the model, alive
 
         def compute(trainable, frozen, images, labels):
-            output, new_frozen = model.stateless_call(trainable, frozen, images, training=True)
+            output, new_frozen = weak().stateless_call(trainable, frozen, images, training=True)
             return loss(labels, output), (output, new_frozen)
 
         per_loss[loss.__name__] = jax.jit(jax.value_and_grad(compute, has_aux=True))
