@@ -9,7 +9,7 @@ there is one, is what the numeric items check. Tolerances and the trajectory's l
     [pytest]
     fmnist_parity_forward_tol = 1e-5
     fmnist_parity_gradient_tol = 1e-4
-    fmnist_parity_trajectory_tol = 1e-3
+    fmnist_parity_trajectory_tol = 1e-10
     fmnist_parity_trajectory_steps = 20
 
 This module imports no framework: the items load them when they run.
@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-INI_DEFAULTS = {  # the same values as fmnist_dsl.testing's, which this module must not import at start-up
-    "fmnist_parity_forward_tol": "1e-5",
-    "fmnist_parity_gradient_tol": "1e-4",
-    "fmnist_parity_trajectory_tol": "1e-3",
-    "fmnist_parity_trajectory_steps": "20",
-    "fmnist_parity_generated": "generated",
+# ini option -> the fmnist_dsl.testing default it overrides (read when an item runs: that module loads frameworks).
+INI_OPTIONS = {
+    "fmnist_parity_forward_tol": "FORWARD_TOL",
+    "fmnist_parity_gradient_tol": "GRADIENT_TOL",
+    "fmnist_parity_trajectory_tol": "TRAJECTORY_TOL",
+    "fmnist_parity_trajectory_steps": "TRAJECTORY_STEPS",
 }
 CHECKS = ("build", "shapes", "forward", "gradients", "trajectory")
 
@@ -40,10 +40,9 @@ def pytest_addoption(parser) -> None:
         action="store_true",
         help="collect fmnist-dsl spec files (YAML) under the given paths as PyTorch/Keras parity tests",
     )
-    for name, default in INI_DEFAULTS.items():
-        parser.addini(
-            name, help=f"fmnist-dsl parity: {name.removeprefix('fmnist_parity_')} (default {default})", default=default
-        )
+    for name, default in INI_OPTIONS.items():
+        parser.addini(name, help=f"fmnist-dsl parity: overrides fmnist_dsl.testing.{default}", default=None)
+    parser.addini("fmnist_parity_generated", help="folder of the committed generated packages", default="generated")
 
 
 def is_spec(path: Path) -> bool:
@@ -81,7 +80,13 @@ class SpecFile(pytest.File):
             yield SpecItem.from_parent(self, name=check, check=check)
 
     def ini(self, name: str) -> str:
-        return self.config.getini(name)
+        """An ini value, or fmnist_dsl.testing's default for the tolerances and the trajectory's length."""
+        value = self.config.getini(name)
+        if value in (None, "") and name in INI_OPTIONS:
+            from fmnist_dsl import testing
+
+            value = getattr(testing, INI_OPTIONS[name])
+        return value
 
     @property
     def committed(self) -> Path:

@@ -18,10 +18,9 @@ from runtime.common.frameworks import guard_triton
 
 guard_triton()  # before anything can load TensorFlow: the checks load both frameworks
 
-# The default tolerances, the same as `fmnist-dsl parity`'s (runtime/interop/parity.py says why each is what it is).
-FORWARD_TOL = 1e-5  # eval forward after weight transfer, float32, max absolute difference
-GRADIENT_TOL = 1e-4  # every parameter's gradient, float64, max relative difference
-TRAJECTORY_TOL = 1e-3  # loss at every step and final weights of a float64 trajectory, max relative difference
+from runtime.interop.parity import FORWARD_TOL, GRADIENT_TOL, WEIGHT_TOL  # noqa: E402  -- `fmnist-dsl parity`'s
+
+TRAJECTORY_TOL = WEIGHT_TOL  # the loss at every step and the final weights, float64, max relative difference
 TRAJECTORY_STEPS = 20
 
 

@@ -135,9 +135,13 @@ def float64_honoured():
         yield
 
 
-def build_pair(package, dtype: str = "float32"):
-    """Both models of `package` in `dtype`, PyTorch first, with PyTorch's initial weights copied into Keras."""
+def build_pair(package, dtype: str = "float32", seed: int = 0):
+    """Both models of `package` in `dtype` from the seed's initial weights (so every figure reproduces), PyTorch
+    first, its weights then copied into Keras (the weight transfer is part of what is checked)."""
+    from runtime.torch.init import load_initial_weights
+
     torch_model = package.build_torch_model()
+    load_initial_weights(torch_model, package.WEIGHTS, seed)
     torch_model = torch_model.double() if dtype == "float64" else torch_model.float()
     with keras_precision(dtype):
         keras_model = package.build_keras_model()
