@@ -21,11 +21,11 @@ import keras  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from compilers.project import build_and_import  # noqa: E402
+from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 from runtime.commands.summary import summary_rows  # noqa: E402
 from runtime.interop import parity, weights  # noqa: E402
 from runtime.keras import optim  # noqa: E402
 from tests.conftest import SPECS  # noqa: E402
-from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 
 TRAJECTORY_SPECS = ("lenet5", "mlp_adam")  # SGD without BatchNorm; Adam with BatchNorm and Dropout
 # best's layers are all in cnn and mlp too; its float64 gradients on three backends would cost minutes of CI.

@@ -18,10 +18,10 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from compilers.project import build_and_import  # noqa: E402
+from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 from runtime.interop import parity  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.recipes import full_optimizer  # noqa: E402
-from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 
 CLI = [str(Path(sys.executable).with_name("fmnist-dsl"))]
 # conv1 has no bias: a channel whose ReLU is active at every position passes its bias straight into

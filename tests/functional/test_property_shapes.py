@@ -4,9 +4,9 @@ from hypothesis import given
 
 from compilers.project import build_and_import
 from dsl import infer_shapes, parse_spec
+from fmnist_dsl.strategies import architectures, as_yaml
 from runtime.commands.summary import summary_rows
 from tests.conftest import REPO
-from fmnist_dsl.strategies import architectures, as_yaml
 
 
 @given(architectures(inner_probabilities=True).map(as_yaml))

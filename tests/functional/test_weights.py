@@ -16,9 +16,9 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from compilers.project import build_and_import  # noqa: E402
+from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 from runtime.interop import parity, weights  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
-from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
 
 CLASSES = 10
 
