@@ -122,11 +122,6 @@ def copy_spec(spec_file: Path | None, run_dir: Path) -> None:
         write_json(run_dir / "spec.json", json.loads(Path(spec_file).read_text(encoding="utf-8")))
 
 
-def monitor_of(splits: fmnist.Splits) -> str:
-    """val_loss when there is a validation set, else the training loss."""
-    return "val_loss" if len(splits.y_val) else "train_loss"
-
-
 def write_results(run_dir: Path, history: list[dict], splits: fmnist.Splits, y_pred: np.ndarray, loss: float) -> dict:
     """metrics.json and the PNG plots of a finished run; returns the metrics."""
     from runtime.common import metrics
