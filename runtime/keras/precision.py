@@ -12,25 +12,17 @@ from collections.abc import Callable
 import keras
 
 from dsl.targets import PRECISIONS
+from runtime.keras import backends
 
 POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def runnable() -> tuple[tuple[str, ...], str]:
     """The precisions Keras runs here, and the device: fp16 on a GPU only, as in PyTorch (runtime.torch.precision)."""
-    device = _first_device()  # "gpu:0" or the like where there is one, else "cpu:0"
+    device = backends.first_device()
     if device.startswith("cpu"):
         return ("float32", "bf16"), "the CPU"
     return PRECISIONS, device
-
-
-def _first_device() -> str:
-    """The device Keras computes on, found without starting TensorFlow's devices: --replicas splits the CPU after."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return "gpu:0" if tf.config.list_physical_devices("GPU") else "cpu:0"
-    return keras.distribution.list_devices()[0]
 
 
 def build(build_model: Callable[[], keras.Model], precision: str) -> keras.Model:

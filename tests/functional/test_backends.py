@@ -33,6 +33,25 @@ def test_parity_on_every_backend(backend):
     assert len(figures["planted"]) == 5  # the unchanged models and four bugs, each caught
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_keras_feed_keeps_batch_order_on_other_backends(backend):
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/functional/test_keras_feed.py"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=_env(backend), check=False)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-4000:]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_train_runs_on_the_backend_and_records_it(backend, tmp_path):
+    run_dir = tmp_path / "run"
+    result = _cli(
+        "train", "specs/mlp.yaml", "--framework", "keras", "--keras-backend", backend, "--epochs", "1",
+        "--train-limit", "512", "--run-dir", str(run_dir), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert json.loads((run_dir / "keras" / "run.json").read_text())["backend"] == backend
+    assert json.loads((run_dir / "keras" / "metrics.json").read_text())["test_accuracy"] > 0.5  # it learned
+
+
 def _cli(*args: str, backend: str | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
     env |= {"KERAS_BACKEND": backend} if backend else {}

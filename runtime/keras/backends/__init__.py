@@ -78,6 +78,13 @@ def _module():
     return importlib.import_module(f"{__name__}.{current()}")
 
 
+def first_device() -> str:
+    """The device Keras computes on here, "gpu:0" or the like where there is one, else "cpu:0"; found without
+    starting TensorFlow's devices (--replicas splits the CPU after) and on a backend without keras.distribution.
+    """
+    return _module().first_device()
+
+
 def float64_enabled() -> bool:
     """Whether this backend can compute in float64 at all (jax: only if JAX_ENABLE_X64 was set before its import)."""
     return _module().float64_enabled()

@@ -13,6 +13,12 @@ import jax
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def first_device() -> str:
+    """See runtime.keras.backends.first_device."""
+    device = jax.devices()[0]
+    return f"{device.platform}:{device.id}"
+
+
 def float64_enabled() -> bool:
     """JAX_ENABLE_X64 was set before jax was imported; otherwise jax rounds float64 arrays to float32."""
     return bool(jax.config.jax_enable_x64)

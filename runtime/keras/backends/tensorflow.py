@@ -22,6 +22,11 @@ def float64_patches() -> list:
     return [(nn, "gelu", gelu)]
 
 
+def first_device() -> str:
+    """See runtime.keras.backends.first_device."""
+    return "gpu:0" if tf.config.list_physical_devices("GPU") else "cpu:0"
+
+
 def float64_enabled() -> bool:
     return True
 

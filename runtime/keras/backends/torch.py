@@ -16,6 +16,11 @@ def float64_patches() -> list:
     return [(nn, "_maybe_convert_to_channels_last", lambda tensor: tensor)]
 
 
+def first_device() -> str:
+    """See runtime.keras.backends.first_device. Keras's torch backend has no keras.distribution."""
+    return "cuda:0" if torch.cuda.is_available() else "cpu:0"
+
+
 def float64_enabled() -> bool:
     return True
 
