@@ -10,7 +10,7 @@ from pathlib import Path
 
 GPU_TARGET_SECONDS = 0.6
 GPU_TARGET = f"GPU target (the MLP's generated PyTorch loop at batch 32 in <= {GPU_TARGET_SECONDS} s/epoch on an H100)"
-COLOURS = ("#b0b0b0", "#2a7ab9", "#e08a2c")  # baseline, generated, generated-xla
+COLOURS = ("#b0b0b0", "#2a7ab9", "#e08a2c", "#5aa05a")  # baseline, generated, generated-xla, generated-bf16
 # x86 CPU flag and its name, widest first (ARM lists "Features", not "flags": no entry there)
 VECTOR_EXTENSIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))
 HEADER = (
@@ -71,6 +71,36 @@ def accuracy_error(base: dict, row: dict) -> float | None:
     return 100 * math.sqrt(sum(statistics.variance(r) / len(r) for r in runs))
 
 
+def precision_ratios(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per (model, framework) with a generated-bf16 row: float32's median seconds / bf16's (> 1: bf16 is faster),
+    and the accuracy change, bf16 minus float32, in points."""
+    found = {(r["model"], r["framework"], r["loop"]): r for r in rows}
+    out = {}
+    for (model, framework, loop), row in found.items():
+        float32 = found.get((model, framework, "generated"))
+        if loop == "generated-bf16" and float32 is not None:
+            out[(model, framework)] = {
+                "speedup": float32["median_s"] / row["median_s"],
+                "accuracy_points": 100 * (row["test_accuracy"] - float32["test_accuracy"]),
+                "accuracy_error": accuracy_error(float32, row),
+            }
+    return out
+
+
+def _precision_lines(rows: list[dict]) -> list[str]:
+    """The bf16 paragraph: one line per (model, framework) measured in both precisions; none without --bf16."""
+    found = precision_ratios(rows)
+    if not found:
+        return []
+    lines = ["bf16 against float32, the generated loops (float32 median / bf16 median; > 1: bf16 is faster):", ""]
+    for (model, framework), ratio in found.items():
+        error = f" +- {ratio['accuracy_error']:.2f}" if ratio["accuracy_error"] is not None else ""
+        lines.append(
+            f"- {model}, {framework}: **{ratio['speedup']:.2f}x** (acc {ratio['accuracy_points']:+.2f}{error} pt)"
+        )
+    return [*lines, ""]
+
+
 def _row(row: dict, ratio: dict | None) -> str:
     """One Markdown table row."""
     speed = ""
@@ -105,8 +135,10 @@ def markdown(rows: list[dict], build: dict, machine: str, settings: str) -> str:
         "generated minus baseline, in points, of the means over the rounds' seeds, +- its standard error. "
         "Peak RSS: the whole worker process. "
         "generated-xla: the generated Keras loop with `--jit-compile on` (an opt-in; the default is Keras's auto, "
-        "which is off on a CPU).",
+        "which is off on a CPU). keras-jax, keras-torch: the Keras loops on Keras's jax and torch backends; "
+        "generated-bf16: the generated loop with `--precision bf16`.",
         "",
+        *_precision_lines(rows),
         f"`fmnist-dsl build` of {build['specs']} example specs: {build['seconds']:.2f} s wall "
         f"(a fresh process); frameworks imported: {', '.join(build['frameworks_imported']) or 'none'}.",
         "",

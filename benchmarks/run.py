@@ -2,7 +2,9 @@
 
 Every (model, framework, loop) runs in its own process (benchmarks.worker), one after the other; with --rounds R the
 loops alternate R times, so a slow spell of a shared machine falls on all of them, and round r trains every loop with
-the spec's seed + r. Keras runs a third loop, the generated one with XLA (--jit-compile on). Then the runner times
+the spec's seed + r. Keras on TensorFlow runs a third loop, the generated one with XLA (--jit-compile on); Keras on
+jax and torch are frameworks of their own (keras-jax, keras-torch); --bf16 adds the generated loops in bfloat16
+(--precision bf16) and their ratios to float32. Then the runner times
 `fmnist-dsl build` of all example specs and writes results.md, results.json and results.png into --out.
 """
 
@@ -44,7 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop (default 3; figures use epochs 2..E)")
     parser.add_argument("--train-limit", type=int, default=None, help="train on the first N images (default: all)")
     parser.add_argument("--models", type=lambda t: _names(t, MODELS), default=list(MODELS), help="mlp,lenet5")
-    parser.add_argument("--frameworks", type=lambda t: _names(t, FRAMEWORKS), default=list(FRAMEWORKS))
+    parser.add_argument(
+        "--frameworks",
+        type=lambda t: _names(t, FRAMEWORKS),
+        default=["torch", "keras"],
+        help=f"a subset of {','.join(FRAMEWORKS)} (default torch,keras; keras is Keras on TensorFlow)",
+    )
+    parser.add_argument("--bf16", action="store_true", help="also the generated loops with --precision bf16")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the loops R times (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     args = parser.parse_args(argv)
@@ -101,12 +109,16 @@ def settings_line(args: argparse.Namespace) -> str:
     """The run's settings in words."""
     limit = f"first {args.train_limit} training images" if args.train_limit else "all training images"
     rounds = f", {args.rounds} alternating rounds per loop (round r: the spec's seed + r)" if args.rounds > 1 else ""
-    return f"{args.epochs} epochs{rounds}, {limit} (validation split per spec), each spec's batch size and optimizer"
+    threads = f", OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else ""
+    return (
+        f"{args.epochs} epochs{rounds}, {limit} (validation split per spec), each spec's batch size and optimizer"
+        f"{threads}"
+    )
 
 
 def _loops(model: str, framework: str, args: argparse.Namespace, root: Path | None) -> list[dict]:
     """One row per loop of one (model, framework), the loops alternating for --rounds rounds."""
-    rounds = {loop: [] for loop in loops_of(framework)}
+    rounds = {loop: [] for loop in loops_of(framework, args.bf16)}
     for round_ in range(args.rounds):
         for loop, results in rounds.items():
             results.append(run_worker(loop, framework, model, args, root, round_))

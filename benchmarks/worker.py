@@ -1,6 +1,7 @@
 """One measurement in its own process, so its peak memory is its own and the frameworks never share a process.
 
-`python -m benchmarks.worker LOOP {torch,keras} MODEL --epochs E [--round R] [--train-limit N] --json OUT`
+`python -m benchmarks.worker LOOP FRAMEWORK MODEL --epochs E [--round R] [--train-limit N] --json OUT`
+FRAMEWORK: torch, or keras on one of its backends: keras (TensorFlow), keras-jax, keras-torch.
 """
 
 from __future__ import annotations
@@ -16,16 +17,22 @@ from types import ModuleType
 from benchmarks.baselines import split_indices
 from runtime.common.recipe import Recipe
 from runtime.common.rundir import peak_rss_mb, read_json, write_json
+from runtime.keras import backends
 
-# The generated loop's flags per variant; generated-xla is Keras's opt-in XLA step (--jit-compile on).
-GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"]}
+# The generated loop's flags per variant: generated-xla is Keras's opt-in XLA step (--jit-compile on),
+# generated-bf16 the recipe's layers computed in bfloat16 (--precision bf16).
+GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"], "generated-bf16": ["--precision", "bf16"]}
 LOOPS = ("baseline", *GENERATED_FLAGS)
-FRAMEWORKS = ("torch", "keras")
+# The Keras loop on each of its backends, a framework of its own here; "keras" is the TensorFlow backend.
+KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
+FRAMEWORKS = ("torch", *KERAS_BACKENDS)
 
 
-def loops_of(framework: str) -> tuple[str, ...]:
-    """The loops benchmarked for a framework: XLA is a Keras option only."""
-    return LOOPS if framework == "keras" else ("baseline", "generated")
+def loops_of(framework: str, bf16: bool = False) -> tuple[str, ...]:
+    """The loops benchmarked for a framework: XLA is an option of Keras on TensorFlow (jax always compiles, torch
+    would go through torch.compile); bf16 when asked."""
+    loops = ("baseline", "generated", "generated-xla") if framework == "keras" else ("baseline", "generated")
+    return (*loops, "generated-bf16") if bf16 else loops
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def generated_loop(script: ModuleType, args: argparse.Namespace, recipe: Recipe) -> dict:
     """Run the generated training script's main() in a temporary run folder and read back what it recorded."""
-    framework, train_limit = args.framework, args.train_limit
+    framework, train_limit = script_framework(args.framework), args.train_limit
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as folder:
         argv = ["--run-dir", folder, "--epochs", str(recipe.epochs), "--seed", str(recipe.seed)]
         argv += ["--train-limit", str(train_limit)] if train_limit else []
@@ -58,6 +65,11 @@ def generated_loop(script: ModuleType, args: argparse.Namespace, recipe: Recipe)
         "train_samples": len(split_indices(recipe, train_limit)[0]),
         "test_accuracy": metrics["test_accuracy"],
     }
+
+
+def script_framework(framework: str) -> str:
+    """The generated script's framework, "torch" or "keras", of a benchmark framework."""
+    return "keras" if framework in KERAS_BACKENDS else framework
 
 
 def _torch_device() -> dict:
@@ -77,8 +89,10 @@ def measure(args: argparse.Namespace) -> dict:
         from runtime.common.frameworks import guard_triton
 
         guard_triton()
+    else:
+        backends.select(KERAS_BACKENDS[args.framework])  # before anything imports keras
     package = importlib.import_module(f"generated.{args.model}")
-    script = importlib.import_module(f"generated.{args.model}.train_{args.framework}")
+    script = importlib.import_module(f"generated.{args.model}.train_{script_framework(args.framework)}")
     # A schedule spans the benchmark's epochs; each round draws its own initial weights, split and batch order.
     spec_recipe = Recipe.from_dict(package.RECIPE)
     recipe = replace(spec_recipe, epochs=args.epochs, seed=spec_recipe.seed + args.round)
@@ -92,8 +106,10 @@ def measure(args: argparse.Namespace) -> dict:
         from benchmarks.baselines import keras_baseline
 
         result = keras_baseline(package, recipe, args.train_limit)
-    device = _torch_device() if args.framework == "torch" else {"device": "cpu", "gpu": None}
+    device = _torch_device() if args.framework == "torch" else {"device": backends.first_device(), "gpu": None}
     meta = {"loop": args.loop, "framework": args.framework, "model": args.model, "batch_size": recipe.batch_size}
+    backend = backends.current() if args.framework in KERAS_BACKENDS else None  # the one Keras ran on
+    meta |= {"backend": backend, "precision": "bf16" if args.loop == "generated-bf16" else "float32"}
     meta |= {"seed": recipe.seed}
     return meta | result | device | {"peak_rss_mb": peak_rss_mb()}
 

@@ -19,7 +19,7 @@ from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.recipe import Recipe, augment
 from runtime.common.resume import check_resumable
-from runtime.keras import distributed
+from runtime.keras import backends, distributed
 
 # Train steps run per call into the compiled graph: fewer Python round trips, the same arithmetic. Keras's torch
 # backend runs one step per call (it refuses more).
@@ -292,8 +292,9 @@ def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec
             state, history, best_weights = _resume(model, run_dir, len(watched))
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
     rundir.copy_spec(spec_file, run_dir)
-    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    info = rundir.run_info("keras", recipe, keras.backend.backend(), versions)
+    backend = keras.backend.backend()
+    versions = {"keras": keras.__version__, backend: backends.backend_version()}
+    info = rundir.run_info("keras", recipe, backends.first_device(), versions, backend=backend)
     rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
     recorder = Recorder(run_dir, history, state["best"], watched)
     if not state["stopped"] and state["epoch"] < recipe.epochs:

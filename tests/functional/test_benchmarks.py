@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.baselines import split_indices
+from benchmarks.worker import loops_of
 from runtime.common import data as fmnist
 from runtime.common.recipe import load_splits
 from tests.conftest import REPO as ROOT
@@ -21,6 +22,7 @@ needs_data = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not ava
 LOOPS = {("torch", "baseline"), ("torch", "generated"), ("keras", "baseline"), ("keras", "generated")}
 LOOPS |= {("keras", "generated-xla")}
 RECIPE = make_recipe(validation_split=0.1, seed=0)
+BUILD = {"specs": 7, "seconds": 0.5, "frameworks_imported": []}
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,35 @@ def test_baseline_indices_are_the_generated_loops_images() -> None:
     np.testing.assert_array_equal(data.train_images[train], splits.x_train)
     np.testing.assert_array_equal(data.train_images[val], splits.x_val)
     assert len(train) == 700 and len(val) == 6000
+
+
+@needs_data
+def test_a_worker_trains_keras_on_the_backend_and_precision_it_names(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "benchmarks.worker", "generated-bf16", "keras-torch", "mlp", "--epochs", "1"]
+    command += ["--train-limit", "300", "--json", str(tmp_path / "row.json")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads((tmp_path / "row.json").read_text())
+    assert (row["backend"], row["precision"], row["train_samples"]) == ("torch", "bf16", 300)
+    assert row["test_accuracy"] > 0.2  # 10 steps of 32 images: past chance (0.1)
+
+
+def test_loops_per_framework() -> None:
+    assert loops_of("keras") == ("baseline", "generated", "generated-xla")
+    assert loops_of("keras-jax") == loops_of("torch") == ("baseline", "generated")
+    assert loops_of("keras-torch", bf16=True) == ("baseline", "generated", "generated-bf16")
+
+
+def test_bf16_ratio_is_float32_over_bf16_of_the_generated_loop() -> None:
+    float32 = {"model": "m", "framework": "torch", "loop": "generated", "median_s": 2.0, "test_accuracy": 0.80}
+    float32 |= {"batch_size": 32, "train_samples": 100, "best_s": 1.0, "samples_per_s": 50.0, "peak_rss_mb": 9.0}
+    rows = [float32 | {"loop": "baseline", "median_s": 9.0}, float32]
+    rows.append(float32 | {"loop": "generated-bf16", "median_s": 1.0, "test_accuracy": 0.79})
+    found = report.precision_ratios(rows)
+    assert list(found) == [("m", "torch")]
+    assert found[("m", "torch")]["speedup"] == pytest.approx(2.0)
+    assert found[("m", "torch")]["accuracy_points"] == pytest.approx(-1.0)
+    assert "- m, torch: **2.00x** (acc -1.00 pt)" in report.markdown(rows, BUILD, "machine", "settings")
 
 
 def test_epoch_stats_skip_the_first_epoch_of_every_round() -> None:

@@ -1,9 +1,11 @@
-"""Keras data parallelism on TensorFlow: MirroredStrategy over 2 logical CPU devices trains the 1-replica model.
+"""Keras data parallelism trains the 1-replica model: MirroredStrategy over 2 logical CPU devices on TensorFlow,
+DataParallel over 2 host devices on jax.
 
-TensorFlow splits the CPU into logical devices only before it starts one, so each run is a fresh process
-(`_child`, started by `_run`). With BatchNormalization synchronized and dropout off, losses at every step, weights
-and moving statistics of 2 replicas match 1 replica to 1e-10 in float64, and match the PyTorch replicas as the
-single-replica runs match each other; a per-replica BatchNorm (tf.distribute's default) fails the check.
+Both backends split the CPU into devices only before they start one, so each backend's runs are a fresh process
+(`_child`, started by `_run`). With BatchNormalization over the global batch and dropout off, losses at every step,
+weights and moving statistics of 2 replicas match 1 replica to 1e-10 in float64, and match the PyTorch replicas as
+the single-replica runs match each other; on TensorFlow a per-replica BatchNorm (tf.distribute's default) fails the
+check (jax's DataParallel has no per-replica BatchNorm to plant).
 """
 
 import json
@@ -37,6 +39,7 @@ def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict
 
     _, splits_of, _, batch = _spec_and_data()
     splits = splits_of()
+    _one_device_again()
     with distributed.scope(replicas_count, batch):
         model = package.build_keras_model()
         init.load_initial_weights(model, package.WEIGHTS, 0)
@@ -52,7 +55,8 @@ def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict
         for layer in model.layers
         for v in layer.weights
     }
-    return {"losses": _step_losses(means, len(means) // EPOCHS), "weights": weights}
+    replicas_used = distributed.replicas_of(model)
+    return {"losses": _step_losses(means, len(means) // EPOCHS), "weights": weights, "replicas": replicas_used}
 
 
 def _step_losses(means: list[float], steps: int) -> list[float]:
@@ -64,27 +68,46 @@ def _step_losses(means: list[float], steps: int) -> list[float]:
     return losses
 
 
-def _child(out: str, folder: str) -> None:
-    """One fresh TensorFlow process: 2 logical CPU devices, float64, every trajectory this file compares."""
+def _one_device_again() -> None:
+    """jax's DataParallel is set for the whole process (runtime.keras.distributed): a 1-replica run after a
+    2-replica one unsets it."""
     import keras
 
-    from runtime.keras import distributed
+    if keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(None)
+
+
+def _child(out: str, folder: str) -> None:
+    """One fresh process of the backend: 2 CPU devices, float64, every trajectory this file compares."""
+    import keras
+
+    from runtime.keras import backends, distributed
     from tests.functional.test_replicas import build_replicated
-    from tests.recipes import full_optimizer
 
     _, _, optimizers, batch = _spec_and_data()
-    distributed.scope(2, batch)  # splits the CPU into 2 logical devices now, before TensorFlow starts one
+    tensorflow = keras.backend.backend() == "tensorflow"
+    if tensorflow:
+        distributed.scope(2, batch)  # splits the CPU into 2 logical devices now, before TensorFlow starts one
     keras.config.set_floatx("float64")
     package = build_replicated(Path(folder))
     results = {}
+    runs = ((1, False), (2, False), (2, True)) if tensorflow else ((1, False), (2, False))
+    with backends.honour_float64():  # jax's BatchNorm computes in float64 too (runtime.keras.backends)
+        _trajectories(package, optimizers, runs, results, folder)
+    Path(out).write_text(json.dumps(results))
+
+
+def _trajectories(package, optimizers: dict, runs: tuple, results: dict, folder: str) -> None:
+    """Each optimizer's trajectory for each (replicas, planted) run, then training.fit with 1 and 2 replicas."""
+    from tests.recipes import full_optimizer
+
     for name, optimizer in optimizers.items():
-        for count, planted in ((1, False), (2, False), (2, True)):
+        for count, planted in runs:
             results[f"{name}/{count}{'/planted' if planted else ''}"] = _steps(
                 package, full_optimizer(optimizer), count, planted
             )
     for count in (1, 2):
         results[f"fit/{count}"] = _fit(package, Path(folder) / f"fit{count}", count)
-    Path(out).write_text(json.dumps(results))
 
 
 def _fit(package, run_dir: Path, count: int) -> dict:
@@ -98,6 +121,7 @@ def _fit(package, run_dir: Path, count: int) -> dict:
     _, splits_of, optimizers, batch = _spec_and_data()
     for epochs in range(3 - count, 3):
         recipe = make_recipe(optimizers["adam"], batch_size=batch, epochs=epochs, seed=1, validation_split=0.0)
+        _one_device_again()
         with distributed.scope(count, batch):
             model = package.build_keras_model()
             init.load_initial_weights(model, package.WEIGHTS, 0)
@@ -111,18 +135,19 @@ def _fit(package, run_dir: Path, count: int) -> dict:
     return {"metrics": metrics, "losses": [row["train_loss"] for row in history], "files": files}
 
 
-def _run(tmp_path: Path) -> dict:
+def _run(tmp_path: Path, backend: str) -> dict:
     out = tmp_path / "keras.json"
     code = f"from tests.functional.test_replicas_keras import _child; _child({str(out)!r}, {str(tmp_path)!r})"
-    env = os.environ | {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env = os.environ | {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env |= {"JAX_ENABLE_X64": "1", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
 
-@pytest.fixture(scope="module")
-def keras_runs(tmp_path_factory) -> dict:
-    return _run(tmp_path_factory.mktemp("keras-replicas"))
+@pytest.fixture(scope="module", params=["tensorflow", "jax"])
+def keras_runs(request, tmp_path_factory) -> dict:
+    return _run(tmp_path_factory.mktemp(f"keras-replicas-{request.param}"), request.param) | {"backend": request.param}
 
 
 def assert_same_trajectory(one: dict, two: dict) -> None:
@@ -138,10 +163,13 @@ def assert_same_trajectory(one: dict, two: dict) -> None:
 @pytest.mark.parametrize("name", ["sgd-nesterov", "adam"])
 def test_two_mirrored_replicas_train_the_one_replica_model(keras_runs, name):
     assert len(keras_runs[f"{name}/1"]["losses"]) == EPOCHS * 4
+    assert (keras_runs[f"{name}/1"]["replicas"], keras_runs[f"{name}/2"]["replicas"]) == (1, 2)
     assert_same_trajectory(keras_runs[f"{name}/1"], keras_runs[f"{name}/2"])
 
 
 def test_per_replica_batchnorm_fails_the_check(keras_runs):
+    if keras_runs["backend"] == "jax":
+        pytest.skip("DataParallel on jax computes BatchNorm over the global batch: no per-replica one to plant")
     with pytest.raises(AssertionError):
         assert_same_trajectory(keras_runs["sgd-nesterov/1"], keras_runs["sgd-nesterov/2/planted"])
 

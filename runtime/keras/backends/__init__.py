@@ -78,6 +78,11 @@ def _module():
     return importlib.import_module(f"{__name__}.{current()}")
 
 
+def backend_version() -> str:
+    """The version of the package this process's Keras backend runs on."""
+    return importlib.import_module(REQUIREMENTS[current()][0]).__version__
+
+
 def first_device() -> str:
     """The device Keras computes on here, "gpu:0" or the like where there is one, else "cpu:0"; found without
     starting TensorFlow's devices (--replicas splits the CPU after) and on a backend without keras.distribution.
