@@ -5,6 +5,7 @@ Every epoch leaves model.pt (last), best.pt, checkpoint.pt (for --resume) and hi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -147,15 +148,22 @@ def fit(
     is locked for the whole run (runtime.common.runlock); --resume continues only the same model and recipe.
     With replicas > 1, that many processes train on equal parts of each global batch (runtime.torch.distributed);
     the first writes the run folder, and `model` itself stays as it was (the trained weights are in model.pt).
+    Started by an outside launcher (torchrun, accelerate launch: WORLD_SIZE set), this process is one replica of
+    the launcher's; the first of them writes the run folder, the others return {}.
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
     of the last layer) and the loss in float32 (runtime.torch.precision).
     """
-    distributed.check(replicas, recipe.batch_size)
+    launched = distributed.launched_replicas()
+    if launched > 1:
+        distributed.check_launched(launched, replicas, recipe.batch_size)
+    else:
+        distributed.check(replicas, recipe.batch_size)
     check_precision(recipe.precision, *torch_precision.runnable())
     if recipe.precision != "float32" and output_layer is not None:
         torch_precision.keep_output_float32(model, output_layer)
     run_dir = rundir.prepare_run_dir(Path(run_dir))
-    with runlock.hold(run_dir):
+    # Under an outside launcher each process runs this; the first holds the lock for all, as the command's parent does.
+    with runlock.hold(run_dir) if distributed.is_first_launched() else contextlib.nullcontext():
         options = (spec_file, resume, progress, cuda_graphs)
         if replicas == 1:
             return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)

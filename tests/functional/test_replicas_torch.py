@@ -5,6 +5,9 @@ normalises with the whole batch's statistics; with dropout off, losses, weights 
 process to 1e-10. A per-replica BatchNorm (DDP's default) is shown to fail the same check.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from runtime.common.frameworks import guard_triton
@@ -16,10 +19,13 @@ import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
+from runtime.common import data as fmnist  # noqa: E402
+from runtime.common import replicas as replica_rules  # noqa: E402
 from runtime.common.rundir import read_json  # noqa: E402
 from runtime.torch import distributed, init, optim, training  # noqa: E402
 from runtime.torch.losses import loss_function  # noqa: E402
 from runtime.torch.step import TrainStep  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
 from tests.functional.test_replicas import BATCH, COUNT, EPOCHS, OPTIMIZERS, TOLERANCE, build_replicated  # noqa: E402
 from tests.functional.test_replicas import splits as _splits  # noqa: E402
 from tests.recipes import full_optimizer, make_recipe  # noqa: E402
@@ -127,3 +133,35 @@ def test_fit_with_two_replicas_writes_one_run_and_resumes(package, tmp_path):
     weights = [torch.load(tmp_path / name / "model.pt", weights_only=True) for name in ("one", "two")]
     for key, expected in weights[0].items():
         np.testing.assert_allclose(weights[1][key], expected, rtol=TOLERANCE, atol=TOLERANCE, err_msg=key)
+
+
+HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
+
+
+@pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
+def test_torchrun_runs_the_generated_script_as_the_replicas_of_its_own_flag(tmp_path):
+    """An outside launcher's 2 processes train what the script's own --replicas 2 trains, to the bit, and the first
+    of them writes the one run folder."""
+    script = ["-m", "generated.mlp.train_torch", "--epochs", "1", "--train-limit", "512"]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    own = [sys.executable, *script, "--replicas", "2", "--run-dir", str(tmp_path / "own")]
+    launched = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", *script]
+    launched += ["--run-dir", str(tmp_path / "launched")]
+    for command in (own, launched):
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+    own_run, launched_run = tmp_path / "own" / "torch", tmp_path / "launched" / "torch"
+    assert sorted(p.name for p in launched_run.iterdir()) == sorted(p.name for p in own_run.iterdir())
+    assert (
+        read_json(launched_run / "history.json")[0]["train_loss"]
+        == read_json(own_run / "history.json")[0]["train_loss"]
+    )
+    assert read_json(launched_run / "metrics.json") == read_json(own_run / "metrics.json")
+
+
+def test_replicas_under_an_outside_launcher_are_refused():
+    with pytest.raises(replica_rules.ReplicasError, match="the launcher sets the replica count"):
+        distributed.check_launched(2, 2, 32)
+    with pytest.raises(replica_rules.ReplicasError, match="3 does not divide the global batch_size 32"):
+        distributed.check_launched(3, 1, 32)
+    distributed.check_launched(4, 1, 32)  # more processes than this machine's cores: the launcher's business
