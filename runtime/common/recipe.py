@@ -101,7 +101,11 @@ def parse_options(
     parser.add_argument("--replicas", type=int, default=1, help="data-parallel replicas, each on 1/N of a batch")
     args = parser.parse_args(argv)
     precision = _precision(args, recipe.precision, parser.prog)
-    problem = replica_rules.problem(args.replicas, args.batch_size) or precision_rules.problem(precision, *runnable)
+    problem = (
+        replica_rules.problem(args.replicas, args.batch_size)
+        or replica_rules.launcher_problem(args.replicas, args.batch_size)
+        or precision_rules.problem(precision, *runnable)
+    )
     if problem:  # before any process or device starts
         print(f"{parser.prog}: {problem}", file=sys.stderr)
         raise SystemExit(2)

@@ -42,6 +42,32 @@ def check(replicas: int, batch_size: int, devices: int | None = None, kind: str 
         raise ReplicasError(message)
 
 
+def launched() -> int:
+    """The process count an outside launcher (torchrun, accelerate launch) started this process as one of; 1 when
+    none did. Such a launcher sets WORLD_SIZE and RANK for each process, as the PyTorch loop's own forks have."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_first_launched() -> bool:
+    """Whether this process is rank 0 of an outside launcher's processes (or was not launched by one)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def launcher_problem(replicas: int, batch_size: int) -> str | None:
+    """What is wrong with the replicas of an outside launcher, in one line, or None (also without one): --replicas
+    beside it (the launcher sets the count), or a world size that does not divide the global batch. The launcher,
+    not this machine's cores, decides where its processes run."""
+    world_size = launched()
+    if world_size == 1:
+        return None
+    if replicas > 1:
+        return (
+            f"--replicas {replicas}: this process was launched as one of {world_size} (WORLD_SIZE); the launcher "
+            "sets the replica count, so leave --replicas out"
+        )
+    return problem(world_size, batch_size, devices=world_size)
+
+
 def trim(batches: list[np.ndarray], replicas: int) -> list[np.ndarray]:
     """The epoch's global batches with the last cut to a multiple of `replicas` (dropped if that leaves nothing)."""
     if not batches or len(batches[-1]) % replicas == 0:

@@ -70,28 +70,6 @@ def global_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def launched_replicas() -> int:
-    """The process count an outside launcher (torchrun, accelerate launch) started this process as one of; 1 when
-    none did. Such a launcher sets WORLD_SIZE and RANK for each process, as launch() does for its forks."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_first_launched() -> bool:
-    """Whether this process is rank 0 of an outside launcher's processes (or was not launched by one)."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def check_launched(world_size: int, replicas: int, batch_size: int) -> None:
-    """Refuse --replicas under an outside launcher (it sets the count), and a world size that does not divide the
-    global batch into equal parts. The launcher, not this machine's cores, decides where the processes run."""
-    if replicas > 1:
-        raise replica_rules.ReplicasError(
-            f"--replicas {replicas}: this process was launched as one of {world_size} (WORLD_SIZE); the launcher "
-            "sets the replica count, so leave --replicas out"
-        )
-    replica_rules.check(world_size, batch_size, devices=world_size)
-
-
 def summed(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of `tensor` over the replicas (itself in one process)."""
     if dist.is_initialized():

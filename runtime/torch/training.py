@@ -15,7 +15,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from runtime.common import interrupt, replicas, rules, rundir, runlock
+from runtime.common import interrupt, rules, rundir, runlock
+from runtime.common import replicas as replica_rules
 from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.layouts import to_channels_first
@@ -106,8 +107,8 @@ def _train_epoch(step: TrainStep, data: _Data, recipe: Recipe, epoch: int, progr
     step.model.train()
     step.reset_totals()
     rank, count = step.accelerator.process_index, step.accelerator.num_processes
-    global_batches = replicas.trim(batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed), count)
-    batches = [replicas.share(idx, rank, count) for idx in global_batches]  # this process's part of each
+    global_batches = replica_rules.trim(batch_order(len(data.y), recipe.batch_size, epoch, recipe.seed), count)
+    batches = [replica_rules.share(idx, rank, count) for idx in global_batches]  # this process's part of each
     # disable=None: no bar where stderr is no terminal (a log, a pipe), as the Keras loop does.
     disable = None if progress else True
     bar = tqdm(batches, desc=f"torch epoch {epoch + 1}/{recipe.epochs}", disable=disable, leave=False)
@@ -153,17 +154,14 @@ def fit(
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
     of the last layer) and the loss in float32 (runtime.torch.precision).
     """
-    launched = distributed.launched_replicas()
-    if launched > 1:
-        distributed.check_launched(launched, replicas, recipe.batch_size)
-    else:
+    if replica_rules.launched() == 1:  # else the script's options checked the launcher's count
         distributed.check(replicas, recipe.batch_size)
     check_precision(recipe.precision, *torch_precision.runnable())
     if recipe.precision != "float32" and output_layer is not None:
         torch_precision.keep_output_float32(model, output_layer)
     run_dir = rundir.prepare_run_dir(Path(run_dir))
     # Under an outside launcher each process runs this; the first holds the lock for all, as the command's parent does.
-    with runlock.hold(run_dir) if distributed.is_first_launched() else contextlib.nullcontext():
+    with runlock.hold(run_dir) if replica_rules.is_first_launched() else contextlib.nullcontext():
         options = (spec_file, resume, progress, cuda_graphs)
         if replicas == 1:
             return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)

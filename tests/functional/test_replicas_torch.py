@@ -20,7 +20,6 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
 from runtime.common import data as fmnist  # noqa: E402
-from runtime.common import replicas as replica_rules  # noqa: E402
 from runtime.common.rundir import read_json  # noqa: E402
 from runtime.torch import distributed, init, optim, training  # noqa: E402
 from runtime.torch.losses import loss_function  # noqa: E402
@@ -157,11 +156,3 @@ def test_torchrun_runs_the_generated_script_as_the_replicas_of_its_own_flag(tmp_
         == read_json(own_run / "history.json")[0]["train_loss"]
     )
     assert read_json(launched_run / "metrics.json") == read_json(own_run / "metrics.json")
-
-
-def test_replicas_under_an_outside_launcher_are_refused():
-    with pytest.raises(replica_rules.ReplicasError, match="the launcher sets the replica count"):
-        distributed.check_launched(2, 2, 32)
-    with pytest.raises(replica_rules.ReplicasError, match="3 does not divide the global batch_size 32"):
-        distributed.check_launched(3, 1, 32)
-    distributed.check_launched(4, 1, 32)  # more processes than this machine's cores: the launcher's business
