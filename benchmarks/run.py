@@ -40,6 +40,14 @@ def _names(text: str, allowed: tuple[str, ...]) -> list[str]:
     return names
 
 
+def keras_on_its_backend(frameworks: list[str]) -> list[str]:
+    """ "keras" as Keras reads it: on KERAS_BACKEND's backend when that is set (keras-jax, keras-torch), else
+    TensorFlow; `fmnist-dsl bench --keras-backend NAME` sets it."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    named = "keras" if backend == "tensorflow" else f"keras-{backend}"
+    return list(dict.fromkeys(named if framework == "keras" else framework for framework in frameworks))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The runner's command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
@@ -50,12 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--frameworks",
         type=lambda t: _names(t, FRAMEWORKS),
         default=["torch", "keras"],
-        help=f"a subset of {','.join(FRAMEWORKS)} (default torch,keras; keras is Keras on TensorFlow)",
+        help=f"a subset of {','.join(FRAMEWORKS)} (default torch,keras; keras: on KERAS_BACKEND, else TensorFlow)",
     )
     parser.add_argument("--bf16", action="store_true", help="also the generated loops with --precision bf16")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the loops R times (default 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="results folder")
     args = parser.parse_args(argv)
+    args.frameworks = keras_on_its_backend(args.frameworks)
     if min(args.epochs, args.rounds) < 1 or (args.train_limit is not None and args.train_limit < 1):
         parser.error("--epochs, --rounds and --train-limit must be >= 1")
     return args

@@ -10,7 +10,11 @@ def register(subparsers) -> None:
     bench.add_argument("--epochs", type=int, help="epochs per loop (default 3)")
     bench.add_argument("--train-limit", type=int, help="train on the first N training images (default: all)")
     bench.add_argument("--models", help="comma-separated: mlp,lenet5 (default: both)")
-    bench.add_argument("--frameworks", help="comma-separated: torch,keras (default: both)")
+    bench.add_argument(
+        "--frameworks",
+        help="comma-separated: torch, keras (on --keras-backend), keras-jax, keras-torch (default: torch,keras)",
+    )
+    bench.add_argument("--bf16", action="store_true", help="also the generated loops with --precision bf16")
     bench.add_argument("--rounds", type=int, help="alternate baseline and generated loops R times (default 1)")
     bench.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
     add_keras_backend_flag(bench)

@@ -13,4 +13,5 @@ def run(args, build) -> int:
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value.resolve() if flag == "out" else value)]
+    argv += ["--bf16"] if args.bf16 else []
     return subprocess.run([sys.executable, "-m", "benchmarks.run", *argv], check=False).returncode

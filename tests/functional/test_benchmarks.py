@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.baselines import split_indices
+from benchmarks.run import keras_on_its_backend
 from benchmarks.worker import loops_of
 from runtime.common import data as fmnist
 from runtime.common.recipe import load_splits
@@ -84,6 +85,13 @@ def test_a_worker_trains_keras_on_the_backend_and_precision_it_names(tmp_path: P
     row = json.loads((tmp_path / "row.json").read_text())
     assert (row["backend"], row["precision"], row["train_samples"]) == ("torch", "bf16", 300)
     assert row["test_accuracy"] > 0.2  # 10 steps of 32 images: past chance (0.1)
+
+
+def test_keras_runs_on_the_backend_keras_backend_names(monkeypatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert keras_on_its_backend(["torch", "keras"]) == ["torch", "keras"]
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # as `fmnist-dsl bench --keras-backend jax` sets it
+    assert keras_on_its_backend(["torch", "keras", "keras-jax"]) == ["torch", "keras-jax"]
 
 
 def test_loops_per_framework() -> None:
