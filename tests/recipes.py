@@ -4,6 +4,16 @@ from compilers.lowering import lower_training
 from dsl.training import Training
 from runtime.common.recipe import Recipe
 
+# The smallest valid spec: Flatten and a 10-way Dense, SGD with the DSL's defaults; tests append to its training.
+SMALLEST_SPEC = """name: probe
+input: [28, 28, 1]
+layers:
+  - Flatten: {}
+  - Dense: {units: 10}
+training:
+  optimizer: {name: sgd}
+"""
+
 
 def _lowered(optimizer: dict | None) -> dict:
     return lower_training(Training.model_validate({"optimizer": optimizer or {"name": "sgd"}}))

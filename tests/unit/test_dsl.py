@@ -9,6 +9,7 @@ import yaml
 from dsl import SpecError, infer_shapes, load_spec, parse_spec
 from dsl.shapes import same_padding
 from tests.conftest import SPECS
+from tests.recipes import SMALLEST_SPEC
 
 LENET = (SPECS[0].parent / "lenet5.yaml").read_text()
 
@@ -93,15 +94,7 @@ def test_malformed_yaml_names_its_line():
     assert caught.value.line == 3 and "malformed YAML" in caught.value.message
 
 
-CANARY_SPEC = """name: probe
-input: [28, 28, 1]
-layers:
-  - Flatten: {}
-  - Dense: {units: 10}
-training:
-  optimizer: {name: sgd}
-  seed: SEED
-"""
+CANARY_SPEC = SMALLEST_SPEC + "  seed: SEED\n"
 
 
 def _canary(path) -> tuple[str, str]:

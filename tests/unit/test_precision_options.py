@@ -5,24 +5,16 @@ import pytest
 from dsl import SpecError, parse_spec
 from runtime.common import precision
 from runtime.common.recipe import Recipe, parse_options
-from tests.recipes import make_recipe
+from tests.recipes import SMALLEST_SPEC, make_recipe
 
 CPU = (("float32", "bf16"), "the CPU")
-SPEC = """name: p
-input: [28, 28, 1]
-layers:
-  - Flatten: {}
-  - Dense: {units: 10}
-training:
-  optimizer: {name: sgd}
-"""
 
 
 def test_the_spec_says_float32_unless_told():
-    assert parse_spec(SPEC).training.precision == "float32"
-    assert parse_spec(SPEC + "  precision: bf16\n").training.precision == "bf16"
+    assert parse_spec(SMALLEST_SPEC).training.precision == "float32"
+    assert parse_spec(SMALLEST_SPEC + "  precision: bf16\n").training.precision == "bf16"
     with pytest.raises(SpecError, match="precision"):
-        parse_spec(SPEC + "  precision: int8\n")
+        parse_spec(SMALLEST_SPEC + "  precision: int8\n")
 
 
 def test_flag_overrides_the_recipe(capsys):
