@@ -68,6 +68,13 @@ def launcher_problem(replicas: int, batch_size: int) -> str | None:
     return problem(world_size, batch_size, devices=world_size)
 
 
+def check_launcher(replicas: int, batch_size: int) -> None:
+    """Raise ReplicasError for an outside launcher's replicas that `launcher_problem` refuses."""
+    message = launcher_problem(replicas, batch_size)
+    if message:
+        raise ReplicasError(message)
+
+
 def trim(batches: list[np.ndarray], replicas: int) -> list[np.ndarray]:
     """The epoch's global batches with the last cut to a multiple of `replicas` (dropped if that leaves nothing)."""
     if not batches or len(batches[-1]) % replicas == 0:

@@ -154,8 +154,10 @@ def fit(
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
     of the last layer) and the loss in float32 (runtime.torch.precision).
     """
-    if replica_rules.launched() == 1:  # else the script's options checked the launcher's count
+    if replica_rules.launched() == 1:
         distributed.check(replicas, recipe.batch_size)
+    else:  # started by torchrun or the like: its count, not this machine's cores, is what to check
+        replica_rules.check_launcher(replicas, recipe.batch_size)
     check_precision(recipe.precision, *torch_precision.runnable())
     if recipe.precision != "float32" and output_layer is not None:
         torch_precision.keep_output_float32(model, output_layer)

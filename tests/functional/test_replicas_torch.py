@@ -20,6 +20,7 @@ from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
 from runtime.common import data as fmnist  # noqa: E402
+from runtime.common import replicas as replica_rules  # noqa: E402
 from runtime.common.rundir import read_json  # noqa: E402
 from runtime.torch import distributed, init, optim, training  # noqa: E402
 from runtime.torch.losses import loss_function  # noqa: E402
@@ -132,6 +133,15 @@ def test_fit_with_two_replicas_writes_one_run_and_resumes(package, tmp_path):
     weights = [torch.load(tmp_path / name / "model.pt", weights_only=True) for name in ("one", "two")]
     for key, expected in weights[0].items():
         np.testing.assert_allclose(weights[1][key], expected, rtol=TOLERANCE, atol=TOLERANCE, err_msg=key)
+
+
+def test_fit_under_an_outside_launcher_checks_its_world_size(package, tmp_path, monkeypatch):
+    """training.fit called directly (not through a script's options) refuses a launcher's count that does not divide
+    the global batch, before it writes anything."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(replica_rules.ReplicasError, match=f"3 does not divide the global batch_size {BATCH}"):
+        _fit(package, tmp_path / "run", 1, epochs=1)
+    assert not (tmp_path / "run").exists()
 
 
 HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
