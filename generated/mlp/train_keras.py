@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
             optimizer=optim.from_config(recipe.optimizer),
             loss=loss_function(OUTPUT),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            steps_per_execution=training.STEPS_PER_EXECUTION,
+            steps_per_execution=training.steps_per_execution(),
             jit_compile=training.jit_compile(options.jit_compile),
         )
     return training.fit(

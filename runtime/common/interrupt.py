@@ -54,9 +54,15 @@ def with_resume(argv: list[str]) -> list[str]:
 
 
 def run_script(main: Callable[[], object], framework: str, default_run_dir: str) -> None:
-    """A generated training script's entry point: Ctrl-C ends it with stopped_line and exit status 130."""
+    """A generated training script's entry point: Ctrl-C ends it with stopped_line and exit status 130, and replicas
+    the devices or a cluster cannot give (found once the framework has counted them) with one line and status 2."""
+    from runtime.common.replicas import ReplicasError
+
     try:
         main()
+    except ReplicasError as error:
+        print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         argv = sys.argv[1:]
         flags = argparse.ArgumentParser(add_help=False)

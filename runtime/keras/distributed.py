@@ -1,15 +1,19 @@
-"""Keras data parallelism, one process: MirroredStrategy on TensorFlow, DataParallel on jax, none on torch.
+"""Keras data parallelism: MirroredStrategy on TensorFlow, DataParallel on jax, none on torch, in one process; and
+MultiWorkerMirroredStrategy over the processes of a TensorFlow cluster (TF_CONFIG), on one machine or several.
 
-Both replicate the model over N devices (N logical CPU devices, or N host devices on jax, where there is no GPU) and
-split each global batch into N equal parts; Keras scales each replica's loss by 1/N and sums the gradients, the mean
-loss's gradient over the global batch. BatchNorm uses the global batch's statistics: on TensorFlow through
-BatchNormalization's `synchronized` (E[x^2] - E[x]^2 over all replicas), on jax natively, since DataParallel shards
-one program over the devices and the layer's reductions then run over the whole batch.
+Each replicates the model over N devices (N logical CPU devices, or N host devices on jax, where there is no GPU;
+on a cluster, every worker's CPU or GPUs) and splits each global batch into N equal parts; Keras scales each
+replica's loss by 1/N and sums the gradients, the mean loss's gradient over the global batch. BatchNorm uses the
+global batch's statistics: on TensorFlow through BatchNormalization's `synchronized` (E[x^2] - E[x]^2 over all
+replicas), on jax natively, since DataParallel shards one program over the devices and the layer's reductions then
+run over the whole batch. On a cluster the chief (TF_CONFIG's chief, else worker 0) alone writes the run folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 
 from runtime.common import replicas as replica_rules
@@ -32,11 +36,61 @@ def backend() -> str:
 
 
 def check(replicas: int, batch_size: int) -> None:
-    """Refuse a replica count before any device starts: GPUs when there are any, else CPU cores."""
+    """Refuse a replica count before any device starts: GPUs when there are any, else CPU cores; on a cluster,
+    its processes' devices."""
+    if cluster_size() > 1:
+        message = _cluster_problem(replicas, batch_size)
+        if message:
+            raise replica_rules.ReplicasError(message)
+        return
     if replicas > 1 and backend() == "torch":
         raise replica_rules.ReplicasError(f"--replicas {replicas}: {_NO_REPLICAS}")
     gpus = _gpus()
     replica_rules.check(replicas, batch_size, gpus or None, "GPUs" if gpus else "CPU cores")
+
+
+def _cluster_problem(replicas: int, batch_size: int) -> str | None:
+    """What is wrong with training as one process of TF_CONFIG's cluster, in one line, or None."""
+    size = cluster_size()
+    if backend() != "tensorflow":
+        return f"TF_CONFIG: a cluster of {size} processes trains Keras on TensorFlow only, not on {backend()}"
+    if replicas > 1:
+        return (
+            f"--replicas {replicas}: this process is one of the {size} of TF_CONFIG's cluster, which sets the "
+            "replica count; leave --replicas out"
+        )
+    total = size * max(_gpus(), 1)  # every process replicates over its GPUs, or its CPU as one device
+    return replica_rules.problem(total, batch_size, devices=total)
+
+
+def _tf_config() -> dict:
+    """TF_CONFIG, the cluster and this process's task in it; {} when unset."""
+    text = os.environ.get("TF_CONFIG", "")
+    try:
+        config = json.loads(text) if text.strip() else {}
+        if not isinstance(config, dict) or not isinstance(config.get("cluster", {}), dict):
+            raise ValueError("expected an object with a 'cluster' object")
+    except ValueError as error:
+        raise replica_rules.ReplicasError(f"TF_CONFIG: not a TensorFlow cluster description ({error})") from None
+    return config
+
+
+def cluster_size() -> int:
+    """How many processes TF_CONFIG's cluster trains on (its chief and workers); 1 without a cluster."""
+    cluster = _tf_config().get("cluster", {})
+    return max(len(cluster.get("chief", [])) + len(cluster.get("worker", [])), 1)
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder: always, but on a cluster only its chief (TF_CONFIG's chief, or
+    worker 0 when it names none), as tf.distribute's own convention has it."""
+    if cluster_size() == 1:
+        return True
+    config = _tf_config()
+    task = config.get("task", {})
+    if config["cluster"].get("chief"):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 def _gpus() -> int:
@@ -54,8 +108,12 @@ def _gpus() -> int:
 def scope(replicas: int, batch_size: int):
     """The context to build and compile the model in, for `replicas` replicas (nothing to enter for one).
 
-    Call before anything runs on a device: the CPU is split into logical devices only while none has started.
+    Call before anything runs on a device: the CPU is split into logical devices only while none has started, and
+    a cluster's processes connect only then.
     """
+    if cluster_size() > 1:
+        check(replicas, batch_size)
+        return _cluster_strategy().scope()
     if replicas == 1:
         return contextlib.nullcontext()
     check(replicas, batch_size)
@@ -76,6 +134,14 @@ def _tensorflow_strategy(replicas: int):
     # the gradients' ("shape mismatch in the collective instance"), as they can run in any order per replica.
     reduce = tf.distribute.ReductionToOneDevice("/cpu:0")
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)], cross_device_ops=reduce)
+
+
+@functools.cache
+def _cluster_strategy():
+    """The cluster's strategy, created once per process: TensorFlow allows one, made before its runtime starts."""
+    from runtime.keras.backends import tensorflow as tensorflow_backend
+
+    return tensorflow_backend.cluster_strategy()
 
 
 def _jax_scope(replicas: int):

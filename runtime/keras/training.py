@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -21,9 +22,14 @@ from runtime.common.recipe import Recipe, augment
 from runtime.common.resume import check_resumable
 from runtime.keras import backends, distributed
 
-# Train steps run per call into the compiled graph: fewer Python round trips, the same arithmetic. Keras's torch
-# backend runs one step per call (it refuses more).
-STEPS_PER_EXECUTION = 1 if keras.backend.backend() == "torch" else 32
+
+def steps_per_execution() -> int:
+    """Train steps to run per call into the compiled graph: fewer Python round trips, the same arithmetic.
+
+    One on Keras's torch backend (it refuses more) and on a TensorFlow cluster, where the multi-step loop's check
+    for a next batch, a collective inside a while loop's condition, fails to run.
+    """
+    return 1 if keras.backend.backend() == "torch" or distributed.cluster_size() > 1 else 32
 
 
 def jit_compile(choice: str) -> bool | str:
@@ -144,11 +150,11 @@ class EpochOrder(keras.callbacks.Callback):
 
 
 class Recorder(keras.callbacks.Callback):
-    """After each epoch: checks the loss and writes history, checkpoints and state."""
+    """After each epoch: checks the loss, writes history, checkpoints and state, and prints the epoch's line."""
 
-    def __init__(self, run_dir: Path, history: list[dict], best: float, watched: list) -> None:
+    def __init__(self, run_dir: Path, history: list[dict], best: float, watched: list, quiet: bool = False) -> None:
         super().__init__()
-        self.run_dir, self.history, self.best, self.watched = run_dir, history, best, watched
+        self.run_dir, self.history, self.best, self.watched, self.quiet = run_dir, history, best, watched, quiet
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.lr, self.start = _lr(self.model), time.perf_counter()
@@ -176,7 +182,8 @@ class Recorder(keras.callbacks.Callback):
             state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
             rundir.write_json(self.run_dir / "state.json", state)
             rundir.write_json(self.run_dir / "history.json", self.history)
-        print(rundir.epoch_line("keras", self.history[-1]), flush=True)
+        if not self.quiet:
+            print(rundir.epoch_line("keras", self.history[-1]), flush=True)
 
 
 class RestoreState(keras.callbacks.Callback):
@@ -268,15 +275,21 @@ def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, sp
 
     The run folder is locked for the whole run (runtime.common.runlock); --resume continues only the same model and
     recipe. A model built in runtime.keras.distributed.scope trains on that many replicas, each global batch split
-    into equal parts, BatchNorm over the global batch.
+    into equal parts, BatchNorm over the global batch. On a TensorFlow cluster (TF_CONFIG) every process runs this;
+    the chief writes the run folder, the others return {}.
     """
     run_dir = rundir.prepare_run_dir(Path(run_dir))
+    if not distributed.is_chief():
+        # The chief's steps, saves included (a save may read values across the cluster), into files thrown away.
+        with tempfile.TemporaryDirectory(prefix="fmnist-dsl-worker-") as scratch:
+            _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=Path(scratch))
+        return {}
     with runlock.hold(run_dir):
-        return _fit(model, splits, recipe, run_dir, spec_file, resume)
+        return _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=run_dir)
 
 
-def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume: bool) -> dict:
-    """fit's run, in a run folder it holds."""
+def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume: bool, out_dir: Path) -> dict:
+    """fit's run, resuming from run_dir (a folder it holds, or the chief does) and writing into out_dir."""
     has_val = len(splits.y_val) > 0
     monitor = "val_loss" if has_val else "loss"
     replica_count = distributed.replicas_of(model)
@@ -291,12 +304,12 @@ def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec
         with distributed.model_scope(model):  # the optimizer's slots live on the replicas' devices
             state, history, best_weights = _resume(model, run_dir, len(watched))
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
-    rundir.copy_spec(spec_file, run_dir)
+    rundir.copy_spec(spec_file, out_dir)
     backend = keras.backend.backend()
     versions = {"keras": keras.__version__, backend: backends.backend_version()}
     info = rundir.run_info("keras", recipe, backends.first_device(), versions, backend=backend)
-    rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
-    recorder = Recorder(run_dir, history, state["best"], watched)
+    rundir.write_json(out_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
+    recorder = Recorder(out_dir, history, state["best"], watched, quiet=out_dir != run_dir)
     if not state["stopped"] and state["epoch"] < recipe.epochs:
         model.fit(
             **fit_inputs(data),
@@ -306,13 +319,13 @@ def _fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, spec
             validation_batch_size=EVAL_BATCH,
             # The recorder last: it saves the rules' updated state.
             callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
-            verbose=1 if sys.stderr.isatty() else 0,
+            verbose=1 if sys.stderr.isatty() and out_dir == run_dir else 0,
         )
-    _save_model(model, run_dir / "model.keras")
+    _save_model(model, out_dir / "model.keras")
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
     rundir.write_json(
-        run_dir / "run.json",
+        out_dir / "run.json",
         info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
     )
-    return rundir.write_results(run_dir, history, splits, predicted, float(test["loss"]))
+    return rundir.write_results(out_dir, history, splits, predicted, float(test["loss"]))

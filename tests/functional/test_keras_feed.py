@@ -45,7 +45,7 @@ def _labels_seen_by_fit(feed) -> list[np.ndarray]:
         return keras.ops.mean(output) * 0.0
 
     model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
-    model.compile("sgd", recording_loss, run_eagerly=True, steps_per_execution=keras_training.STEPS_PER_EXECUTION)
+    model.compile("sgd", recording_loss, run_eagerly=True, steps_per_execution=keras_training.steps_per_execution())
     model.fit(
         **keras_training.fit_inputs(feed),
         epochs=RECIPE.epochs,
@@ -87,7 +87,7 @@ def _one_epoch(jit: str) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
     model.compile(
         keras.optimizers.SGD(0.1, momentum=0.9),
         "sparse_categorical_crossentropy",
-        steps_per_execution=keras_training.STEPS_PER_EXECUTION,
+        steps_per_execution=keras_training.steps_per_execution(),
         jit_compile=keras_training.jit_compile(jit),
     )
     initial = model.get_weights()

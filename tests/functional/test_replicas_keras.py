@@ -44,7 +44,7 @@ def _steps(package, optimizer: dict, replicas_count: int, planted: bool) -> dict
         model = package.build_keras_model()
         init.load_initial_weights(model, package.WEIGHTS, 0)
         model.compile(optimizer=optim.from_config(optimizer), loss=loss_function(package.OUTPUT))
-    if replicas_count > 1 and not planted:
+    if distributed.replicas_of(model) > 1 and not planted:
         distributed.synchronise_batchnorm(model)  # as training.fit does
     data = training.training_batches(splits.x_train, splits.y_train, make_recipe(batch_size=batch, seed=1))
     means = []
@@ -110,8 +110,8 @@ def _trajectories(package, optimizers: dict, runs: tuple, results: dict, folder:
         results[f"fit/{count}"] = _fit(package, Path(folder) / f"fit{count}", count)
 
 
-def _fit(package, run_dir: Path, count: int) -> dict:
-    """training.fit: 1 replica for 2 epochs, or 2 replicas for 1 epoch and --resume for the second."""
+def _fit(package, run_dir: Path, count: int, resumed: bool | None = None) -> dict:
+    """training.fit: 1 replica for 2 epochs, or 2 replicas (or `resumed`) for 1 epoch and --resume for the second."""
     import keras
 
     from runtime.keras import distributed, init, optim, training
@@ -119,7 +119,7 @@ def _fit(package, run_dir: Path, count: int) -> dict:
     from tests.recipes import make_recipe
 
     _, splits_of, optimizers, batch = _spec_and_data()
-    for epochs in range(3 - count, 3):
+    for epochs in (1, 2) if (count > 1 if resumed is None else resumed) else (2,):
         recipe = make_recipe(optimizers["adam"], batch_size=batch, epochs=epochs, seed=1, validation_split=0.0)
         _one_device_again()
         with distributed.scope(count, batch):

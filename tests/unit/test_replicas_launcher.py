@@ -1,5 +1,8 @@
 """Replicas started by an outside launcher (torchrun, accelerate launch): what the training scripts refuse."""
 
+import pytest
+
+from runtime.common import interrupt
 from runtime.common import replicas as replica_rules
 
 
@@ -12,3 +15,16 @@ def test_replicas_under_an_outside_launcher_are_refused(monkeypatch):
     assert replica_rules.launcher_problem(1, 32) is None  # more processes than this machine's cores: the launcher's
     monkeypatch.delenv("WORLD_SIZE")
     assert replica_rules.launcher_problem(4, 32) is None  # no launcher: --replicas's own checks apply
+
+
+def test_a_script_refuses_replicas_the_framework_cannot_give_in_one_line(monkeypatch, capsys):
+    def main():  # what runtime.keras.distributed.scope raises on a cluster, once Keras has counted its devices
+        raise replica_rules.ReplicasError("--replicas 2: this process is one of the 2 of TF_CONFIG's cluster")
+
+    monkeypatch.setattr("sys.argv", ["train_keras.py", "--replicas", "2"])
+    with pytest.raises(SystemExit) as stopped:
+        interrupt.run_script(main, "keras", default_run_dir="runs/mlp")
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr().err == "train_keras.py: --replicas 2: this process is one of the 2 of TF_CONFIG's cluster\n"
+    )

@@ -37,3 +37,22 @@ def value_and_grad(model, loss, images, labels):
         output = model(images, training=True)
         value = loss(labels, output)
     return output, value, tape.gradient(value, model.trainable_variables)
+
+
+def cluster_strategy():
+    """MultiWorkerMirroredStrategy over TF_CONFIG's cluster, with the reduce Keras's trainer expects of a strategy.
+
+    Keras 3's TensorFlow trainer hands the multi-worker strategy two things its reduce refuses (keras-team/keras#20585):
+    the first batch, an (images, labels) pair, to build the model's state, and each step's scalar metrics with
+    axis=0. Each value of a structure is reduced on its own, and a scalar across the replicas only.
+    """
+
+    class ClusterStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            def reduce_one(one):
+                scalar = self.experimental_local_results(one)[0].shape.rank == 0
+                return super(ClusterStrategy, self).reduce(reduce_op, one, None if scalar else axis)
+
+            return tf.nest.map_structure(reduce_one, value)
+
+    return ClusterStrategy()
