@@ -36,12 +36,12 @@ def run_train(args, build) -> int:
     from runtime.common.rundir import prepare_run_dir
 
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
-    require(*frameworks, purpose=f"train --framework {args.framework}")
     package = build(args.spec)
     problem = replicas_problem(args, package, frameworks)
-    if problem:
+    if problem:  # said before the frameworks load, which takes seconds
         print(f"fmnist-dsl: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    require(*frameworks, purpose=f"train --framework {args.framework}")
     run_dir = args.run_dir or Path("runs") / package.NAME
     for framework in frameworks:  # an unwritable folder fails here, before any training
         prepare_run_dir(run_dir / framework)

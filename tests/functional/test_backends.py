@@ -63,14 +63,14 @@ def _cli(*args: str, backend: str | None = None) -> subprocess.CompletedProcess:
 
 
 def test_parity_json_names_the_backend_the_flag_chose():
-    result = _cli("parity", "specs/lenet5.yaml", "--no-real-data", "--steps", "2", "--json", "--keras-backend", "torch")
+    result = _cli("parity", "specs/mlp.yaml", "--no-real-data", "--steps", "2", "--json", "--keras-backend", "torch")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["keras_backend"] == "torch" and report["ok"] is True
 
 
 def test_parity_all_measures_each_backend_in_one_table():
-    result = _cli("parity", "specs/lenet5.yaml", "--no-real-data", "--steps", "2", "--keras-backend", "all")
+    result = _cli("parity", "specs/mlp.yaml", "--no-real-data", "--steps", "2", "--keras-backend", "all")
     assert result.returncode == 0, result.stderr[-2000:]
     header, *rows, verdicts = result.stdout.strip().splitlines()[1:]
     assert header.split() == list(NAMES) and verdicts.split() == ["OK"] * 3
