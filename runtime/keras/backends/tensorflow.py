@@ -1,4 +1,5 @@
-"""The gradient of a train-mode loss on the TensorFlow backend: a GradientTape."""
+"""The TensorFlow backend's own code: the gradient of a train-mode loss (a GradientTape), float64 GELU, the first
+device, and the strategy of a TensorFlow cluster."""
 
 import math
 
