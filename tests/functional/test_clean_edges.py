@@ -114,15 +114,12 @@ def assert_quiet(result: subprocess.CompletedProcess) -> None:
     assert not CHATTER.findall(result.stderr), result.stderr[-3000:]
 
 
-def test_parity_and_compare_print_no_tensorflow_start_up_lines(tmp_path):
+def test_parity_prints_no_tensorflow_start_up_lines():
+    """(compare's run, quiet and its table printed once: tests/functional/test_training.py)"""
     parity = subprocess.run(
         [*CLI, "parity", "specs/mlp.yaml", "--steps", "2", "--no-real-data"], cwd=REPO, env=ENV, capture_output=True
     )
     assert_quiet(subprocess.CompletedProcess(parity.args, parity.returncode, parity.stdout, parity.stderr.decode()))
-    command = [*CLI, "compare", "specs/mlp.yaml", "--epochs", "1", "--train-limit", "300", "--run-dir", str(tmp_path)]
-    compare = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, check=False)
-    assert_quiet(compare)
-    assert compare.stdout.count("epochs  val acc  test acc") == 1, compare.stdout
 
 
 def test_the_chatter_pattern_sees_tensorflow_when_not_silenced():

@@ -1,11 +1,11 @@
 """Keras on a TensorFlow cluster: two processes on this machine, each one worker of TF_CONFIG's cluster
 (MultiWorkerMirroredStrategy), train the 1-replica model, and the chief alone writes the run folder.
 
-Each worker is a fresh process (`_worker`, started by the `workers` fixture): a cluster's strategy is made before TensorFlow
-starts. In float64, with BatchNormalization over the global batch and dropout off, the losses at every step, the
-weights and the moving statistics of the two workers match one replica to 1e-10 (the check that a per-replica
-BatchNorm fails, tests/functional/test_replicas_keras.py); training.fit over the cluster, for one epoch and --resume
-for the second, leaves the run folder and the test metrics of one replica, written by the chief.
+Each worker is a fresh process (`_worker`, started by the `workers` fixture): a cluster's strategy is made before
+TensorFlow starts. In float64, with BatchNormalization over the global batch and dropout off, the losses at every
+step, the weights and the moving statistics of the two workers match one replica to 1e-10 (the check that a
+per-replica BatchNorm fails, tests/functional/test_replicas_keras.py); training.fit over the cluster, for one epoch
+and --resume for the second, leaves the run folder and the test metrics of one replica, written by the chief.
 """
 
 import json
