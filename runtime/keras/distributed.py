@@ -139,9 +139,9 @@ def _tensorflow_strategy(replicas: int):
 @functools.cache
 def _cluster_strategy():
     """The cluster's strategy, created once per process: TensorFlow allows one, made before its runtime starts."""
-    from runtime.keras.backends import tensorflow as tensorflow_backend
+    from runtime.keras.backends.tensorflow import ClusterStrategy
 
-    return tensorflow_backend.cluster_strategy()
+    return ClusterStrategy()
 
 
 def _jax_scope(replicas: int):

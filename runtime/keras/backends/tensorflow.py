@@ -40,7 +40,7 @@ def value_and_grad(model, loss, images, labels):
     return output, value, tape.gradient(value, model.trainable_variables)
 
 
-def cluster_strategy():
+class ClusterStrategy(tf.distribute.MultiWorkerMirroredStrategy):
     """MultiWorkerMirroredStrategy over TF_CONFIG's cluster, with the reduce Keras's trainer expects of a strategy.
 
     Keras 3's TensorFlow trainer hands the multi-worker strategy two things its reduce refuses (keras-team/keras#20585):
@@ -48,12 +48,9 @@ def cluster_strategy():
     axis=0. Each value of a structure is reduced on its own, and a scalar across the replicas only.
     """
 
-    class ClusterStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-        def reduce(self, reduce_op, value, axis):
-            def reduce_one(one):
-                scalar = self.experimental_local_results(one)[0].shape.rank == 0
-                return super(ClusterStrategy, self).reduce(reduce_op, one, None if scalar else axis)
+    def reduce(self, reduce_op, value, axis):
+        def reduce_one(one):
+            scalar = self.experimental_local_results(one)[0].shape.rank == 0
+            return super(ClusterStrategy, self).reduce(reduce_op, one, None if scalar else axis)
 
-            return tf.nest.map_structure(reduce_one, value)
-
-    return ClusterStrategy()
+        return tf.nest.map_structure(reduce_one, value)
