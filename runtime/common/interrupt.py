@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from runtime.common.replicas import ReplicasError
 from runtime.common.rundir import read_json
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
@@ -56,8 +57,6 @@ def with_resume(argv: list[str]) -> list[str]:
 def run_script(main: Callable[[], object], framework: str, default_run_dir: str) -> None:
     """A generated training script's entry point: Ctrl-C ends it with stopped_line and exit status 130, and replicas
     the devices or a cluster cannot give (found once the framework has counted them) with one line and status 2."""
-    from runtime.common.replicas import ReplicasError
-
     try:
         main()
     except ReplicasError as error:

@@ -282,14 +282,15 @@ def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, sp
     if not distributed.is_chief():
         # The chief's steps, saves included (a save may read values across the cluster), into files thrown away.
         with tempfile.TemporaryDirectory(prefix="fmnist-dsl-worker-") as scratch:
-            _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=Path(scratch))
-        return {}
+            return _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=Path(scratch))
     with runlock.hold(run_dir):
         return _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=run_dir)
 
 
 def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume: bool, out_dir: Path) -> dict:
-    """fit's run, resuming from run_dir (a folder it holds, or the chief does) and writing into out_dir."""
+    """fit's run, resuming from run_dir (a folder it holds, or the chief does) and writing into out_dir; {} from a
+    cluster's other worker, which stops once the test set's collective scoring is done."""
+    writer = out_dir == run_dir
     has_val = len(splits.y_val) > 0
     monitor = "val_loss" if has_val else "loss"
     replica_count = distributed.replicas_of(model)
@@ -309,7 +310,7 @@ def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume
     versions = {"keras": keras.__version__, backend: backends.backend_version()}
     info = rundir.run_info("keras", recipe, backends.first_device(), versions, backend=backend)
     rundir.write_json(out_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
-    recorder = Recorder(out_dir, history, state["best"], watched, quiet=out_dir != run_dir)
+    recorder = Recorder(out_dir, history, state["best"], watched, quiet=not writer)
     if not state["stopped"] and state["epoch"] < recipe.epochs:
         model.fit(
             **fit_inputs(data),
@@ -319,11 +320,13 @@ def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume
             validation_batch_size=EVAL_BATCH,
             # The recorder last: it saves the rules' updated state.
             callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
-            verbose=1 if sys.stderr.isatty() and out_dir == run_dir else 0,
+            verbose=1 if sys.stderr.isatty() and writer else 0,
         )
     _save_model(model, out_dir / "model.keras")
     test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
+    if not writer:
+        return {}
     rundir.write_json(
         out_dir / "run.json",
         info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
