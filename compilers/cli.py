@@ -7,14 +7,13 @@ build` stays fast and framework-free; this module builds the spec's package and 
 
 import argparse
 import importlib
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 from compilers.project import build_and_import
 from dsl import SpecError
-from runtime.common.frameworks import MissingFrameworkError
+from runtime.common.frameworks import MissingFrameworkError, silence_tensorflow_start_up
 from runtime.keras.backends import BackendError, select_for_command
 
 # Each module defines `register(subparsers)`, which adds its command(s).
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; bad input is reported once, without a traceback, with exit status 2."""
     args = parser().parse_args(argv)
     if not args.verbose:
-        quiet_frameworks()
+        silence_tensorflow_start_up()
     try:
         if hasattr(args, "keras_backend"):  # before anything imports keras, which reads it once
             select_for_command(args.keras_backend, args.command)
@@ -82,14 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fmnist-dsl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def quiet_frameworks() -> None:
-    """Keep TensorFlow's C++ logging (absl's pre-init notice, oneDNN and CPU-feature lines, CUDA plugin
-    registration errors) out of the terminal. Set before TensorFlow loads; it changes no computation."""
-    # Level 3 hides C++ errors too: a CUDA host logs its start-up lines as errors, and a real failure still
-    # raises a Python exception carrying its message. absl prints its pre-init notice only before a first line.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Settings every tier shares. Importing this loads no framework: the unit tier runs without one."""
 
 import os
+import re
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,6 +16,11 @@ from dsl import parse_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted((REPO / "specs").glob("*.yaml"))
+# What TensorFlow itself prints when it starts on a CPU where it turns oneDNN on (AVX-512 BF16 and newer), whatever
+# TF_CPP_MIN_LOG_LEVEL says: absl's notice, then one line per message logged before absl is set up.
+TENSORFLOW_START_UP = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IWE]\d{4} [\d:.]+ +\d+ \w+\.cc:\d+\])"
+)
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]

@@ -42,6 +42,10 @@ def run_train(args, build) -> int:
         print(f"fmnist-dsl: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     require(*frameworks, purpose=f"train --framework {args.framework}")
+    problem = precision_problem(args, package, frameworks)
+    if problem:  # said before a run folder is made: bad input writes nothing
+        print(f"fmnist-dsl: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     run_dir = args.run_dir or Path("runs") / package.NAME
     for framework in frameworks:  # an unwritable folder fails here, before any training
         prepare_run_dir(run_dir / framework)
@@ -74,6 +78,18 @@ def replicas_problem(args, package, frameworks) -> str | None:
     if not problem and count > 1 and "keras" in frameworks and os.environ.get("KERAS_BACKEND") == "torch":
         problem = f"--replicas {count}: Keras on the torch backend trains on one device; use --framework torch"
     return problem
+
+
+def precision_problem(args, package, frameworks) -> str | None:
+    """Why one of the frameworks cannot run the precision asked for on this machine; None when all can."""
+    from runtime.common.precision import problem
+
+    precision = args.precision or package.RECIPE["precision"]
+    for framework in frameworks:
+        runnable = importlib.import_module(f"runtime.{framework}.precision").runnable()
+        if reason := problem(precision, *runnable):
+            return reason
+    return None
 
 
 def resume_command(args, run_dir: Path) -> list[str]:

@@ -8,7 +8,11 @@ imports triton lazily (an optimizer step, torch.compile, torchvision). Call `gua
 using PyTorch in a process that may also hold TensorFlow; `require` does so when PyTorch is asked for.
 """
 
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
+import os
 import sys
 
 # Requirement -> (modules it imports, its name in messages, the extra that installs it), in a safe import order:
@@ -71,3 +75,67 @@ def require(*requirements: str, purpose: str) -> None:
         f"{purpose} needs {_names(wanted)}; {_names(missing)} {verb} not importable here "
         f'({errors[missing[0]]}): pip install "fmnist-dsl[{extras}]"'
     )
+
+
+class _SilentTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` through the other finders and runs its import with file descriptor 2 on /dev/null.
+
+    On a CPU where TensorFlow turns its oneDNN operations on (AVX-512), its C++ start-up logs "oneDNN custom
+    operations are on" through absl before TF_CPP_MIN_LOG_LEVEL is read, so that setting cannot hide it. A
+    Python exception of the import still reaches the caller, with its message, once stderr is back.
+    """
+
+    def __init__(self) -> None:
+        self.searching = False
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow" or self.searching:
+            return None
+        self.searching = True  # the search below goes through sys.meta_path, this finder included
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.searching = False
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SilentLoader(spec.loader)
+        return spec
+
+
+class _SilentLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with _stderr_to_devnull():
+            self.loader.exec_module(module)
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """File descriptor 2 (C++ code writes there, past sys.stderr) on /dev/null, then back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def silence_tensorflow_start_up() -> None:
+    """Keep TensorFlow's C++ start-up lines off the terminal: TF_CPP_MIN_LOG_LEVEL for the lines after its start,
+    and the import itself run with stderr on /dev/null for the lines before (see _SilentTensorFlowImport).
+
+    Call it before TensorFlow is imported; it changes no computation.
+    """
+    # Level 3 hides C++ errors too: a CUDA host logs its start-up lines as errors, and a real failure still
+    # raises a Python exception carrying its message.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _SilentTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SilentTensorFlowImport())
