@@ -2,11 +2,16 @@
 
 import os
 import re
+import signal
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # pytest -n 2 runs one worker per core: more threads per worker oversubscribe the cores (10x slower steps).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A suite started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and so would
+# every process it starts: the Ctrl-C tests need it delivered as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -31,6 +31,7 @@ import numpy as np
 from runtime.interop import parity, weights
 from runtime.keras import precision as keras_precision
 from runtime.torch import precision as torch_precision
+from runtime.torch.init import load_initial_weights
 
 UNIT_ROUNDOFF = {"bf16": 2.0**-8, "fp16": 2.0**-11}
 FORWARD_U, GRADIENT_U = 8, 2  # bounds in units of the type's roundoff (module docstring)
@@ -66,9 +67,12 @@ class PrecisionReport:
         return asdict(self)
 
 
-def build_pair(package, precision: str):
-    """Both models of `package` in `precision`, PyTorch's initial weights copied into Keras."""
-    torch_model = package.build_torch_model().float()
+def build_pair(package, precision: str, seed: int = 0):
+    """Both models of `package` in `precision` from the seed's initial weights (so every figure reproduces), PyTorch's
+    copied into Keras."""
+    torch_model = package.build_torch_model()
+    load_initial_weights(torch_model, package.WEIGHTS, seed)
+    torch_model = torch_model.float()
     torch_precision.keep_output_float32(torch_model, package.LAYERS[-1])
     keras_model = keras_precision.build(package.build_keras_model, precision)
     weights.torch_to_keras(torch_model, keras_model)
