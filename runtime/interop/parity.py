@@ -135,14 +135,19 @@ def float64_honoured():
         yield
 
 
-def build_pair(package, dtype: str = "float32", seed: int = 0):
-    """Both models of `package` in `dtype` from the seed's initial weights (so every figure reproduces), PyTorch
-    first, its weights then copied into Keras (the weight transfer is part of what is checked)."""
+def seeded_torch_model(package, dtype: str = "float32", seed: int = 0):
+    """The package's PyTorch model in `dtype`, from the seed's initial weights (so every figure reproduces)."""
     from runtime.torch.init import load_initial_weights
 
     torch_model = package.build_torch_model()
     load_initial_weights(torch_model, package.WEIGHTS, seed)
-    torch_model = torch_model.double() if dtype == "float64" else torch_model.float()
+    return torch_model.double() if dtype == "float64" else torch_model.float()
+
+
+def build_pair(package, dtype: str = "float32", seed: int = 0):
+    """Both models of `package` in `dtype` from the seed's initial weights, PyTorch first, its weights then copied
+    into Keras (the weight transfer is part of what is checked)."""
+    torch_model = seeded_torch_model(package, dtype, seed)
     with keras_precision(dtype):
         keras_model = package.build_keras_model()
     weights.torch_to_keras(torch_model, keras_model)

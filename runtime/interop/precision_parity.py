@@ -31,7 +31,6 @@ import numpy as np
 from runtime.interop import parity, weights
 from runtime.keras import precision as keras_precision
 from runtime.torch import precision as torch_precision
-from runtime.torch.init import load_initial_weights
 
 UNIT_ROUNDOFF = {"bf16": 2.0**-8, "fp16": 2.0**-11}
 FORWARD_U, GRADIENT_U = 8, 2  # bounds in units of the type's roundoff (module docstring)
@@ -68,11 +67,8 @@ class PrecisionReport:
 
 
 def build_pair(package, precision: str, seed: int = 0):
-    """Both models of `package` in `precision` from the seed's initial weights (so every figure reproduces), PyTorch's
-    copied into Keras."""
-    torch_model = package.build_torch_model()
-    load_initial_weights(torch_model, package.WEIGHTS, seed)
-    torch_model = torch_model.float()
+    """Both models of `package` in `precision` from the seed's initial weights, PyTorch's copied into Keras."""
+    torch_model = parity.seeded_torch_model(package, "float32", seed)
     torch_precision.keep_output_float32(torch_model, package.LAYERS[-1])
     keras_model = keras_precision.build(package.build_keras_model, precision)
     weights.torch_to_keras(torch_model, keras_model)
@@ -124,10 +120,8 @@ def gradient_figures(package, data: parity.ParityData, precision: str) -> tuple[
     Explained: each framework's own distance from its float32 gradient of the same weights, added (the triangle
     inequality bounds the two frameworks' difference by it when their float32 gradients agree).
     """
-    torch_16, keras_16 = build_pair(package, precision)
-    torch_32, keras_32 = parity.build_pair(package)
-    torch_32.load_state_dict(torch_16.state_dict())
-    weights.torch_to_keras(torch_32, keras_32)
+    torch_16, keras_16 = build_pair(package, precision, seed=0)
+    torch_32, keras_32 = parity.build_pair(package, seed=0)  # the same seed: the same weights
     low = gradients(torch_16, keras_16, package.OUTPUT, data, precision)
     full = gradients(torch_32, keras_32, package.OUTPUT, data, None)
     cross = rms_rel_diffs(low)
