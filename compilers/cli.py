@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from compilers.project import build_and_import
-from dsl import SpecError
+from dsl import SpecError, exits
 from runtime.common.frameworks import MissingFrameworkError, silence_tensorflow_start_up
 from runtime.keras.backends import BackendError, select_for_command
 
@@ -35,8 +35,6 @@ RUNTIME_COMMANDS = {
     "compare": ("runtime.commands.train", "run_compare"),
     "bench": ("runtime.commands.bench", "run"),
 }
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except (SpecError, OSError, MissingFrameworkError, BackendError) as error:
         print(f"fmnist-dsl: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exits.BAD_INPUT
     except KeyboardInterrupt:
         print("fmnist-dsl: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exits.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from compilers.commands.lint import warn
 from compilers.project import build_packages, stale_files, write_packages
-
-EXIT_STALE = 1
+from dsl import exits
 
 
 def register(subparsers) -> None:
@@ -35,7 +34,7 @@ def run_build(args) -> int:
     sys.stdout.writelines(diffs)
     specs = " ".join(["--notebook"] * args.notebook + [str(path) for path in args.specs])
     print(f"\n{args.out}/ is stale; regenerate with: fmnist-dsl build {specs} --out {args.out}", file=sys.stderr)
-    return EXIT_STALE
+    return exits.CHECK_FAILED
 
 
 def run_schema(args) -> int:

@@ -4,12 +4,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from dsl import SpecError
+from dsl import SpecError, exits
 from dsl.codes import CODES
 from dsl.lint import lint_file
-
-EXIT_FINDINGS = 1
-EXIT_BAD_INPUT = 2
 
 
 def register(subparsers) -> None:
@@ -25,25 +22,25 @@ def run_lint(args) -> int:
         return explain(args.explain.upper())
     if not args.specs:
         print("fmnist-dsl: lint: give one or more SPEC files, or --explain CODE", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exits.BAD_INPUT
     status = 0
     for path in args.specs:
         try:
             findings = lint_file(path)
         except SpecError as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
-            status = EXIT_BAD_INPUT
+            status = exits.BAD_INPUT
             continue
         for finding in findings:
             print(finding)
-        status = max(status, EXIT_FINDINGS if findings else 0)
+        status = max(status, exits.CHECK_FAILED if findings else 0)
     return status
 
 
 def explain(code: str) -> int:
     if code not in CODES:
         print(f"fmnist-dsl: lint: unknown code {code!r}; the codes are {', '.join(CODES)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exits.BAD_INPUT
     print(f"{code}: {CODES[code].title}\n\n{textwrap.fill(CODES[code].explanation, width=100)}")
     return 0
 

@@ -16,7 +16,6 @@ from runtime.common.constants import FRAMEWORKS
 from runtime.common.data import CLASS_NAMES
 from runtime.common.rundir import plotting, read_json, write_json
 
-EXIT_BAD_SEEDS = 2  # bad input, as the CLI's other bad input
 PARITY_STEPS = 20  # a short float64 trajectory: enough to show the optimizers agree, seconds to run
 LABELS = {"torch": "PyTorch", "keras": "Keras"}
 

@@ -9,14 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dsl import exits
 from runtime.common import interrupt
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import require
 from runtime.common.rundir import read_json
 
-EXIT_TRAINING_FAILED = 3
 SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "precision", "jit_compile", "replicas")
-EXIT_BAD_INPUT = 2
 
 
 def script_argv(args, run_dir: Path) -> list[str]:
@@ -40,12 +39,12 @@ def run_train(args, build) -> int:
     problem = replicas_problem(args, package, frameworks)
     if problem:  # said before the frameworks load, which takes seconds
         print(f"fmnist-dsl: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exits.BAD_INPUT
     require(*frameworks, purpose=f"train --framework {args.framework}")
     problem = precision_problem(args, package, frameworks)
     if problem:  # said before a run folder is made: bad input writes nothing
         print(f"fmnist-dsl: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exits.BAD_INPUT
     run_dir = args.run_dir or Path("runs") / package.NAME
     for framework in frameworks:  # an unwritable folder fails here, before any training
         prepare_run_dir(run_dir / framework)
@@ -55,15 +54,15 @@ def run_train(args, build) -> int:
             script.main(script_argv(args, run_dir))
         except ReplicasError as error:  # a device count the framework itself reports (GPUs)
             print(f"fmnist-dsl: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return exits.BAD_INPUT
         except (NonFiniteLossError, DataError) as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
-            return EXIT_TRAINING_FAILED
+            return exits.TRAINING_FAILED
         except KeyboardInterrupt:
             epochs = args.epochs or package.RECIPE["epochs"]
             line = interrupt.stopped_line(framework, run_dir / framework, resume_command(args, run_dir), epochs)
             print(f"fmnist-dsl: {line}", file=sys.stderr)
-            return interrupt.EXIT_INTERRUPTED
+            return exits.INTERRUPTED
     if not getattr(args, "quiet", False):
         print(summary(run_dir))
     return 0
@@ -137,7 +136,7 @@ def run_evaluate(args, build) -> int:
             figures = evaluation.test_figures(package, run, args.data_dir, args.official_test)
         except DataError as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
-            return EXIT_TRAINING_FAILED
+            return exits.TRAINING_FAILED
         test_set = "the official test set" if args.official_test else "its test split"
         print(
             f"{run.name}: reloaded model, test accuracy {figures['test_accuracy']:.4f} on {figures['test_samples']} "
@@ -164,7 +163,7 @@ def run_compare(args, build) -> int:
     problem = compare.seeds_problem(args)
     if problem:
         print(f"fmnist-dsl: compare: {problem}", file=sys.stderr)
-        return compare.EXIT_BAD_SEEDS
+        return exits.BAD_INPUT
     require(*FRAMEWORKS, purpose="compare")
     package = build(args.spec)
     run_dir = args.run_dir or Path("runs") / package.NAME

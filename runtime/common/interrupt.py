@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dsl import exits
 from runtime.common.replicas import ReplicasError
 from runtime.common.rundir import read_json
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a process Ctrl-C ended
 
 
 @contextmanager
@@ -61,7 +60,7 @@ def run_script(main: Callable[[], object], framework: str, default_run_dir: str)
         main()
     except ReplicasError as error:
         print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exits.BAD_INPUT)
     except KeyboardInterrupt:
         argv = sys.argv[1:]
         flags = argparse.ArgumentParser(add_help=False)
@@ -72,4 +71,4 @@ def run_script(main: Callable[[], object], framework: str, default_run_dir: str)
         command = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
         line = stopped_line(framework, Path(known.run_dir) / framework, command + with_resume(argv), known.epochs)
         print(line, file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exits.INTERRUPTED)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dsl import exits
 from dsl.targets import JIT_CHOICES
 from runtime.common import data as fmnist
 from runtime.common import precision as precision_rules
@@ -108,7 +109,7 @@ def parse_options(
     )
     if problem:  # before any process or device starts
         print(f"{parser.prog}: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(exits.BAD_INPUT)
     recipe = replace(recipe, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, precision=precision)
     choices = (args.resume, args.jit_compile, args.replicas)
     return Options(recipe, args.run_dir, args.data_dir, args.train_limit, *choices)
@@ -124,7 +125,7 @@ def _precision(args: argparse.Namespace, recipe_precision: str, prog: str) -> st
             f"{prog}: --mixed-precision {args.mixed_precision} contradicts --precision {args.precision}",
             file=sys.stderr,
         )
-        raise SystemExit(2)
+        raise SystemExit(exits.BAD_INPUT)
     print(f"{prog}: --mixed-precision is deprecated; use --precision {alias}", file=sys.stderr)
     return alias
 

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from dsl import exits
 from runtime.common import interrupt
 from tests.conftest import REPO
 
@@ -47,7 +48,7 @@ def interrupt_after_an_epoch(command: list[str], run_dir) -> tuple[int, list[str
 
 def assert_stopped_cleanly(status: int, lines: list[str], framework: str, run_dir) -> list[str]:
     """Exit 130, one line naming the epoch after the saved ones; returns the --resume command it gives."""
-    assert status == interrupt.EXIT_INTERRUPTED, lines
+    assert status == exits.INTERRUPTED, lines
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
     saved = history(run_dir)
     assert saved and f"stopped in {framework} epoch {len(saved) + 1} " in lines[0], (lines, len(saved))
