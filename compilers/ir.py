@@ -7,6 +7,8 @@ Where the frameworks spell one meaning differently the IR holds both spellings
 from dataclasses import dataclass
 from typing import ClassVar
 
+from dsl.tables import LayerRow, WeightRow
+
 Pads = tuple[int, int, int, int]  # left, right, top, bottom: the order nn.ZeroPad2d takes
 
 
@@ -92,29 +94,6 @@ class ActivationOp(Op):
 
 
 OP_TYPES: tuple[type[Op], ...] = (DenseOp, Conv2DOp, MaxPoolOp, BatchNormOp, DropoutOp, FlattenOp, ActivationOp)
-
-
-@dataclass(frozen=True)
-class LayerRow:
-    """One DSL layer as the package's LAYERS table prints it (summary and parity read it at run time)."""
-
-    name: str
-    kind: str  # the DSL's layer name: Dense, Conv2D, ...
-    output_attr: str
-    output_shape: tuple[int, ...]  # channels-last, without the batch axis
-    trainable: int
-    non_trainable: int
-
-
-@dataclass(frozen=True)
-class WeightRow:
-    """One weight as the package's WEIGHTS table prints it: what runtime.common.initial_weights draws."""
-
-    layer: str
-    variable: str  # Keras's name: kernel, bias, gamma, beta, moving_mean, moving_variance
-    shape: tuple[int, ...]  # Keras's (the DSL's) layout
-    initializer: str  # a spec initialiser, or "ones" for BatchNorm's gamma and moving variance
-    flattened: tuple[int, int, int] | None  # the feature map whose flattened features this weight acts on
 
 
 @dataclass(frozen=True)

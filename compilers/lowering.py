@@ -9,6 +9,7 @@ from compilers.torch_spelling import ACTIVATION_MODULES, init_line
 from dsl import layers as dsl_layers
 from dsl.shapes import LayerShape, infer_shapes, same_padding
 from dsl.spec import Spec
+from dsl.tables import LayerRow, WeightRow
 from dsl.training import SGD, Training
 
 # The recipe's keys in the order the package prints them (runtime.common.recipe.Recipe's fields).
@@ -77,8 +78,8 @@ def _kernel_shape(layer, input_shape) -> tuple[int, ...]:
     return (input_shape[0], layer.units)
 
 
-def _layer_row(op: ir.Op, kind: str, shape: LayerShape) -> ir.LayerRow:
-    return ir.LayerRow(op.name, kind, op.output_attr, shape.output_shape, shape.trainable, shape.non_trainable)
+def _layer_row(op: ir.Op, kind: str, shape: LayerShape) -> LayerRow:
+    return LayerRow(op.name, kind, op.output_attr, shape.output_shape, shape.trainable, shape.non_trainable)
 
 
 def _weight_rows(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
@@ -89,14 +90,14 @@ def _weight_rows(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
             flattened = shape.input_shape if len(shape.input_shape) == 3 else None
         elif isinstance(layer, (dsl_layers.Dense, dsl_layers.Conv2D)):
             kernel_shape = _kernel_shape(layer, shape.input_shape)
-            yield ir.WeightRow(name, "kernel", kernel_shape, layer.kernel_initializer, flattened)
+            yield WeightRow(name, "kernel", kernel_shape, layer.kernel_initializer, flattened)
             if layer.use_bias:
-                yield ir.WeightRow(name, "bias", kernel_shape[-1:], layer.bias_initializer, None)
+                yield WeightRow(name, "bias", kernel_shape[-1:], layer.bias_initializer, None)
             if isinstance(layer, dsl_layers.Dense):
                 flattened = None
         elif isinstance(layer, dsl_layers.BatchNorm):
             for variable, initializer in BATCHNORM_WEIGHTS:
-                yield ir.WeightRow(name, variable, shape.input_shape[-1:], initializer, flattened)
+                yield WeightRow(name, variable, shape.input_shape[-1:], initializer, flattened)
 
 
 def _final_activation(spec: Spec) -> str:

@@ -2,6 +2,7 @@
 
 import subprocess
 import tempfile
+from dataclasses import fields
 from functools import cache
 from pathlib import Path
 
@@ -39,7 +40,13 @@ def environment() -> jinja2.Environment:
     )
     # Every value reaches the source as a Python literal, so spec text can never become code.
     env.filters["py"] = ascii
+    env.filters["row"] = table_row
     return env
+
+
+def table_row(row) -> str:
+    """A LAYERS or WEIGHTS row (dsl.tables) as the call that makes it: every field, in the class's order."""
+    return f"{type(row).__name__}({', '.join(ascii(getattr(row, field.name)) for field in fields(row))})"
 
 
 def format_sources(sources: dict[str, str]) -> dict[str, str]:

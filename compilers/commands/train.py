@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from compilers.commands import add_keras_backend_flag
-from dsl.targets import FRAMEWORKS, JIT_CHOICES, PRECISIONS
+from dsl.run_flags import add_run_flags
+from dsl.targets import FRAMEWORKS
 
 FRAMEWORK_CHOICES = (*FRAMEWORKS, "both")
 
@@ -29,15 +30,5 @@ def register(subparsers) -> None:
 
 
 def _add_run_flags(parser) -> None:
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--data-dir")
-    parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/<spec name>)")
-    parser.add_argument("--train-limit", type=int, help="train on the first N training images only")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--precision", choices=PRECISIONS, help="layer computation (default: the recipe's)")
-    parser.add_argument("--jit-compile", choices=JIT_CHOICES, help="Keras: XLA-compile the train step (default auto)")
-    replicas_help = "data-parallel replicas (processes in PyTorch, devices in Keras), each on 1/N of every batch"
-    parser.add_argument("--replicas", type=int, metavar="N", help=replicas_help)
+    add_run_flags(parser)
     add_keras_backend_flag(parser)

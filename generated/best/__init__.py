@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "best"
 SPEC_SHA256 = "0e1fc34a971f1284e931e377d9b0ab807ec11911b305b8f5f3672deed02d4fb0"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -34,62 +36,62 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("conv1", "Conv2D", "conv1", (28, 28, 64), 576, 0),
-    ("bn1", "BatchNorm", "bn1", (28, 28, 64), 128, 128),
-    ("act1", "Activation", "act1", (28, 28, 64), 0, 0),
-    ("conv2", "Conv2D", "conv2", (28, 28, 64), 36864, 0),
-    ("bn2", "BatchNorm", "bn2", (28, 28, 64), 128, 128),
-    ("act2", "Activation", "act2", (28, 28, 64), 0, 0),
-    ("pool1", "MaxPool", "pool1", (14, 14, 64), 0, 0),
-    ("dropout1", "Dropout", "dropout1", (14, 14, 64), 0, 0),
-    ("conv3", "Conv2D", "conv3", (14, 14, 128), 73728, 0),
-    ("bn3", "BatchNorm", "bn3", (14, 14, 128), 256, 256),
-    ("act3", "Activation", "act3", (14, 14, 128), 0, 0),
-    ("conv4", "Conv2D", "conv4", (14, 14, 128), 147456, 0),
-    ("bn4", "BatchNorm", "bn4", (14, 14, 128), 256, 256),
-    ("act4", "Activation", "act4", (14, 14, 128), 0, 0),
-    ("pool2", "MaxPool", "pool2", (7, 7, 128), 0, 0),
-    ("dropout2", "Dropout", "dropout2", (7, 7, 128), 0, 0),
-    ("flatten1", "Flatten", "flatten1", (6272,), 0, 0),
-    ("fc1", "Dense", "fc1", (512,), 3211264, 0),
-    ("bn5", "BatchNorm", "bn5", (512,), 1024, 1024),
-    ("act5", "Activation", "act5", (512,), 0, 0),
-    ("dropout3", "Dropout", "dropout3", (512,), 0, 0),
-    ("fc2", "Dense", "fc2_act", (10,), 5130, 0),
+    LayerRow("conv1", "Conv2D", "conv1", (28, 28, 64), 576, 0),
+    LayerRow("bn1", "BatchNorm", "bn1", (28, 28, 64), 128, 128),
+    LayerRow("act1", "Activation", "act1", (28, 28, 64), 0, 0),
+    LayerRow("conv2", "Conv2D", "conv2", (28, 28, 64), 36864, 0),
+    LayerRow("bn2", "BatchNorm", "bn2", (28, 28, 64), 128, 128),
+    LayerRow("act2", "Activation", "act2", (28, 28, 64), 0, 0),
+    LayerRow("pool1", "MaxPool", "pool1", (14, 14, 64), 0, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (14, 14, 64), 0, 0),
+    LayerRow("conv3", "Conv2D", "conv3", (14, 14, 128), 73728, 0),
+    LayerRow("bn3", "BatchNorm", "bn3", (14, 14, 128), 256, 256),
+    LayerRow("act3", "Activation", "act3", (14, 14, 128), 0, 0),
+    LayerRow("conv4", "Conv2D", "conv4", (14, 14, 128), 147456, 0),
+    LayerRow("bn4", "BatchNorm", "bn4", (14, 14, 128), 256, 256),
+    LayerRow("act4", "Activation", "act4", (14, 14, 128), 0, 0),
+    LayerRow("pool2", "MaxPool", "pool2", (7, 7, 128), 0, 0),
+    LayerRow("dropout2", "Dropout", "dropout2", (7, 7, 128), 0, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (6272,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1", (512,), 3211264, 0),
+    LayerRow("bn5", "BatchNorm", "bn5", (512,), 1024, 1024),
+    LayerRow("act5", "Activation", "act5", (512,), 0, 0),
+    LayerRow("dropout3", "Dropout", "dropout3", (512,), 0, 0),
+    LayerRow("fc2", "Dense", "fc2_act", (10,), 5130, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("conv1", "kernel", (3, 3, 1, 64), "he_normal", None),
-    ("bn1", "gamma", (64,), "ones", None),
-    ("bn1", "beta", (64,), "zeros", None),
-    ("bn1", "moving_mean", (64,), "zeros", None),
-    ("bn1", "moving_variance", (64,), "ones", None),
-    ("conv2", "kernel", (3, 3, 64, 64), "he_normal", None),
-    ("bn2", "gamma", (64,), "ones", None),
-    ("bn2", "beta", (64,), "zeros", None),
-    ("bn2", "moving_mean", (64,), "zeros", None),
-    ("bn2", "moving_variance", (64,), "ones", None),
-    ("conv3", "kernel", (3, 3, 64, 128), "he_normal", None),
-    ("bn3", "gamma", (128,), "ones", None),
-    ("bn3", "beta", (128,), "zeros", None),
-    ("bn3", "moving_mean", (128,), "zeros", None),
-    ("bn3", "moving_variance", (128,), "ones", None),
-    ("conv4", "kernel", (3, 3, 128, 128), "he_normal", None),
-    ("bn4", "gamma", (128,), "ones", None),
-    ("bn4", "beta", (128,), "zeros", None),
-    ("bn4", "moving_mean", (128,), "zeros", None),
-    ("bn4", "moving_variance", (128,), "ones", None),
-    ("fc1", "kernel", (6272, 512), "he_normal", (7, 7, 128)),
-    ("bn5", "gamma", (512,), "ones", None),
-    ("bn5", "beta", (512,), "zeros", None),
-    ("bn5", "moving_mean", (512,), "zeros", None),
-    ("bn5", "moving_variance", (512,), "ones", None),
-    ("fc2", "kernel", (512, 10), "glorot_uniform", None),
-    ("fc2", "bias", (10,), "zeros", None),
+    WeightRow("conv1", "kernel", (3, 3, 1, 64), "he_normal", None),
+    WeightRow("bn1", "gamma", (64,), "ones", None),
+    WeightRow("bn1", "beta", (64,), "zeros", None),
+    WeightRow("bn1", "moving_mean", (64,), "zeros", None),
+    WeightRow("bn1", "moving_variance", (64,), "ones", None),
+    WeightRow("conv2", "kernel", (3, 3, 64, 64), "he_normal", None),
+    WeightRow("bn2", "gamma", (64,), "ones", None),
+    WeightRow("bn2", "beta", (64,), "zeros", None),
+    WeightRow("bn2", "moving_mean", (64,), "zeros", None),
+    WeightRow("bn2", "moving_variance", (64,), "ones", None),
+    WeightRow("conv3", "kernel", (3, 3, 64, 128), "he_normal", None),
+    WeightRow("bn3", "gamma", (128,), "ones", None),
+    WeightRow("bn3", "beta", (128,), "zeros", None),
+    WeightRow("bn3", "moving_mean", (128,), "zeros", None),
+    WeightRow("bn3", "moving_variance", (128,), "ones", None),
+    WeightRow("conv4", "kernel", (3, 3, 128, 128), "he_normal", None),
+    WeightRow("bn4", "gamma", (128,), "ones", None),
+    WeightRow("bn4", "beta", (128,), "zeros", None),
+    WeightRow("bn4", "moving_mean", (128,), "zeros", None),
+    WeightRow("bn4", "moving_variance", (128,), "ones", None),
+    WeightRow("fc1", "kernel", (6272, 512), "he_normal", (7, 7, 128)),
+    WeightRow("bn5", "gamma", (512,), "ones", None),
+    WeightRow("bn5", "beta", (512,), "zeros", None),
+    WeightRow("bn5", "moving_mean", (512,), "zeros", None),
+    WeightRow("bn5", "moving_variance", (512,), "ones", None),
+    WeightRow("fc2", "kernel", (512, 10), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (10,), "zeros", None),
 )
 
 

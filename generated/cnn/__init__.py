@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "cnn"
 SPEC_SHA256 = "b1e8242e5f6886e0b2b35259072984884b85366caa9c50b0ebbe863ac3ce0eb3"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -34,40 +36,40 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
-    ("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
-    ("act1", "Activation", "act1", (28, 28, 32), 0, 0),
-    ("pool1", "MaxPool", "pool1", (14, 14, 32), 0, 0),
-    ("conv2", "Conv2D", "conv2", (14, 14, 64), 18432, 0),
-    ("bn2", "BatchNorm", "bn2", (14, 14, 64), 128, 128),
-    ("act2", "Activation", "act2", (14, 14, 64), 0, 0),
-    ("pool2", "MaxPool", "pool2", (7, 7, 64), 0, 0),
-    ("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
-    ("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
-    ("fc1", "Dense", "fc1_act", (128,), 401536, 0),
-    ("dropout2", "Dropout", "dropout2", (128,), 0, 0),
-    ("fc2", "Dense", "fc2_act", (10,), 1290, 0),
+    LayerRow("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
+    LayerRow("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
+    LayerRow("act1", "Activation", "act1", (28, 28, 32), 0, 0),
+    LayerRow("pool1", "MaxPool", "pool1", (14, 14, 32), 0, 0),
+    LayerRow("conv2", "Conv2D", "conv2", (14, 14, 64), 18432, 0),
+    LayerRow("bn2", "BatchNorm", "bn2", (14, 14, 64), 128, 128),
+    LayerRow("act2", "Activation", "act2", (14, 14, 64), 0, 0),
+    LayerRow("pool2", "MaxPool", "pool2", (7, 7, 64), 0, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1_act", (128,), 401536, 0),
+    LayerRow("dropout2", "Dropout", "dropout2", (128,), 0, 0),
+    LayerRow("fc2", "Dense", "fc2_act", (10,), 1290, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("conv1", "kernel", (3, 3, 1, 32), "glorot_uniform", None),
-    ("bn1", "gamma", (32,), "ones", None),
-    ("bn1", "beta", (32,), "zeros", None),
-    ("bn1", "moving_mean", (32,), "zeros", None),
-    ("bn1", "moving_variance", (32,), "ones", None),
-    ("conv2", "kernel", (3, 3, 32, 64), "glorot_uniform", None),
-    ("bn2", "gamma", (64,), "ones", None),
-    ("bn2", "beta", (64,), "zeros", None),
-    ("bn2", "moving_mean", (64,), "zeros", None),
-    ("bn2", "moving_variance", (64,), "ones", None),
-    ("fc1", "kernel", (3136, 128), "glorot_uniform", (7, 7, 64)),
-    ("fc1", "bias", (128,), "zeros", None),
-    ("fc2", "kernel", (128, 10), "glorot_uniform", None),
-    ("fc2", "bias", (10,), "zeros", None),
+    WeightRow("conv1", "kernel", (3, 3, 1, 32), "glorot_uniform", None),
+    WeightRow("bn1", "gamma", (32,), "ones", None),
+    WeightRow("bn1", "beta", (32,), "zeros", None),
+    WeightRow("bn1", "moving_mean", (32,), "zeros", None),
+    WeightRow("bn1", "moving_variance", (32,), "ones", None),
+    WeightRow("conv2", "kernel", (3, 3, 32, 64), "glorot_uniform", None),
+    WeightRow("bn2", "gamma", (64,), "ones", None),
+    WeightRow("bn2", "beta", (64,), "zeros", None),
+    WeightRow("bn2", "moving_mean", (64,), "zeros", None),
+    WeightRow("bn2", "moving_variance", (64,), "ones", None),
+    WeightRow("fc1", "kernel", (3136, 128), "glorot_uniform", (7, 7, 64)),
+    WeightRow("fc1", "bias", (128,), "zeros", None),
+    WeightRow("fc2", "kernel", (128, 10), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (10,), "zeros", None),
 )
 
 

@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "cnn_logsoftmax"
 SPEC_SHA256 = "803ccaa5416beb3cc012ed62378baddf5c19eb2cfbf33a01741f3d66a4ba1802"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -35,33 +37,33 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
-    ("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
-    ("act1", "Activation", "act1", (28, 28, 32), 0, 0),
-    ("conv2", "Conv2D", "conv2_act", (14, 14, 64), 18496, 0),
-    ("pool1", "MaxPool", "pool1", (7, 7, 64), 0, 0),
-    ("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
-    ("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
-    ("fc1", "Dense", "fc1_act", (128,), 401536, 0),
-    ("fc2", "Dense", "fc2_act", (10,), 1290, 0),
+    LayerRow("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
+    LayerRow("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
+    LayerRow("act1", "Activation", "act1", (28, 28, 32), 0, 0),
+    LayerRow("conv2", "Conv2D", "conv2_act", (14, 14, 64), 18496, 0),
+    LayerRow("pool1", "MaxPool", "pool1", (7, 7, 64), 0, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1_act", (128,), 401536, 0),
+    LayerRow("fc2", "Dense", "fc2_act", (10,), 1290, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("conv1", "kernel", (3, 3, 1, 32), "glorot_uniform", None),
-    ("bn1", "gamma", (32,), "ones", None),
-    ("bn1", "beta", (32,), "zeros", None),
-    ("bn1", "moving_mean", (32,), "zeros", None),
-    ("bn1", "moving_variance", (32,), "ones", None),
-    ("conv2", "kernel", (3, 3, 32, 64), "he_uniform", None),
-    ("conv2", "bias", (64,), "zeros", None),
-    ("fc1", "kernel", (3136, 128), "glorot_uniform", (7, 7, 64)),
-    ("fc1", "bias", (128,), "zeros", None),
-    ("fc2", "kernel", (128, 10), "glorot_uniform", None),
-    ("fc2", "bias", (10,), "zeros", None),
+    WeightRow("conv1", "kernel", (3, 3, 1, 32), "glorot_uniform", None),
+    WeightRow("bn1", "gamma", (32,), "ones", None),
+    WeightRow("bn1", "beta", (32,), "zeros", None),
+    WeightRow("bn1", "moving_mean", (32,), "zeros", None),
+    WeightRow("bn1", "moving_variance", (32,), "ones", None),
+    WeightRow("conv2", "kernel", (3, 3, 32, 64), "he_uniform", None),
+    WeightRow("conv2", "bias", (64,), "zeros", None),
+    WeightRow("fc1", "kernel", (3136, 128), "glorot_uniform", (7, 7, 64)),
+    WeightRow("fc1", "bias", (128,), "zeros", None),
+    WeightRow("fc2", "kernel", (128, 10), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (10,), "zeros", None),
 )
 
 

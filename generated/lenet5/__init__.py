@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "lenet5"
 SPEC_SHA256 = "d4be18c21551879070832009f587663cd9825d9980a7dee0eef75030b4013a56"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -34,31 +36,31 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("conv1", "Conv2D", "conv1_act", (28, 28, 6), 156, 0),
-    ("pool1", "MaxPool", "pool1", (14, 14, 6), 0, 0),
-    ("conv2", "Conv2D", "conv2_act", (10, 10, 16), 2416, 0),
-    ("pool2", "MaxPool", "pool2", (5, 5, 16), 0, 0),
-    ("flatten1", "Flatten", "flatten1", (400,), 0, 0),
-    ("fc1", "Dense", "fc1_act", (120,), 48120, 0),
-    ("fc2", "Dense", "fc2_act", (84,), 10164, 0),
-    ("fc3", "Dense", "fc3_act", (10,), 850, 0),
+    LayerRow("conv1", "Conv2D", "conv1_act", (28, 28, 6), 156, 0),
+    LayerRow("pool1", "MaxPool", "pool1", (14, 14, 6), 0, 0),
+    LayerRow("conv2", "Conv2D", "conv2_act", (10, 10, 16), 2416, 0),
+    LayerRow("pool2", "MaxPool", "pool2", (5, 5, 16), 0, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (400,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1_act", (120,), 48120, 0),
+    LayerRow("fc2", "Dense", "fc2_act", (84,), 10164, 0),
+    LayerRow("fc3", "Dense", "fc3_act", (10,), 850, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("conv1", "kernel", (5, 5, 1, 6), "glorot_uniform", None),
-    ("conv1", "bias", (6,), "zeros", None),
-    ("conv2", "kernel", (5, 5, 6, 16), "glorot_uniform", None),
-    ("conv2", "bias", (16,), "zeros", None),
-    ("fc1", "kernel", (400, 120), "glorot_uniform", (5, 5, 16)),
-    ("fc1", "bias", (120,), "zeros", None),
-    ("fc2", "kernel", (120, 84), "glorot_uniform", None),
-    ("fc2", "bias", (84,), "zeros", None),
-    ("fc3", "kernel", (84, 10), "glorot_uniform", None),
-    ("fc3", "bias", (10,), "zeros", None),
+    WeightRow("conv1", "kernel", (5, 5, 1, 6), "glorot_uniform", None),
+    WeightRow("conv1", "bias", (6,), "zeros", None),
+    WeightRow("conv2", "kernel", (5, 5, 6, 16), "glorot_uniform", None),
+    WeightRow("conv2", "bias", (16,), "zeros", None),
+    WeightRow("fc1", "kernel", (400, 120), "glorot_uniform", (5, 5, 16)),
+    WeightRow("fc1", "bias", (120,), "zeros", None),
+    WeightRow("fc2", "kernel", (120, 84), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (84,), "zeros", None),
+    WeightRow("fc3", "kernel", (84, 10), "glorot_uniform", None),
+    WeightRow("fc3", "bias", (10,), "zeros", None),
 )
 
 

@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "mlp"
 SPEC_SHA256 = "bbc21b29b8882f5270c58af5faf380c1f207a38769f16bc4df32f97a791a5806"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -34,46 +36,46 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
-    ("fc1", "Dense", "fc1", (300,), 235500, 0),
-    ("bn1", "BatchNorm", "bn1", (300,), 600, 600),
-    ("act1", "Activation", "act1", (300,), 0, 0),
-    ("fc2", "Dense", "fc2", (100,), 30100, 0),
-    ("bn2", "BatchNorm", "bn2", (100,), 200, 200),
-    ("act2", "Activation", "act2", (100,), 0, 0),
-    ("dropout1", "Dropout", "dropout1", (100,), 0, 0),
-    ("fc3", "Dense", "fc3", (50,), 5050, 0),
-    ("bn3", "BatchNorm", "bn3", (50,), 100, 100),
-    ("act3", "Activation", "act3", (50,), 0, 0),
-    ("dropout2", "Dropout", "dropout2", (50,), 0, 0),
-    ("fc4", "Dense", "fc4_act", (10,), 510, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1", (300,), 235500, 0),
+    LayerRow("bn1", "BatchNorm", "bn1", (300,), 600, 600),
+    LayerRow("act1", "Activation", "act1", (300,), 0, 0),
+    LayerRow("fc2", "Dense", "fc2", (100,), 30100, 0),
+    LayerRow("bn2", "BatchNorm", "bn2", (100,), 200, 200),
+    LayerRow("act2", "Activation", "act2", (100,), 0, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (100,), 0, 0),
+    LayerRow("fc3", "Dense", "fc3", (50,), 5050, 0),
+    LayerRow("bn3", "BatchNorm", "bn3", (50,), 100, 100),
+    LayerRow("act3", "Activation", "act3", (50,), 0, 0),
+    LayerRow("dropout2", "Dropout", "dropout2", (50,), 0, 0),
+    LayerRow("fc4", "Dense", "fc4_act", (10,), 510, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("fc1", "kernel", (784, 300), "glorot_uniform", (28, 28, 1)),
-    ("fc1", "bias", (300,), "zeros", None),
-    ("bn1", "gamma", (300,), "ones", None),
-    ("bn1", "beta", (300,), "zeros", None),
-    ("bn1", "moving_mean", (300,), "zeros", None),
-    ("bn1", "moving_variance", (300,), "ones", None),
-    ("fc2", "kernel", (300, 100), "glorot_uniform", None),
-    ("fc2", "bias", (100,), "zeros", None),
-    ("bn2", "gamma", (100,), "ones", None),
-    ("bn2", "beta", (100,), "zeros", None),
-    ("bn2", "moving_mean", (100,), "zeros", None),
-    ("bn2", "moving_variance", (100,), "ones", None),
-    ("fc3", "kernel", (100, 50), "glorot_uniform", None),
-    ("fc3", "bias", (50,), "zeros", None),
-    ("bn3", "gamma", (50,), "ones", None),
-    ("bn3", "beta", (50,), "zeros", None),
-    ("bn3", "moving_mean", (50,), "zeros", None),
-    ("bn3", "moving_variance", (50,), "ones", None),
-    ("fc4", "kernel", (50, 10), "glorot_uniform", None),
-    ("fc4", "bias", (10,), "zeros", None),
+    WeightRow("fc1", "kernel", (784, 300), "glorot_uniform", (28, 28, 1)),
+    WeightRow("fc1", "bias", (300,), "zeros", None),
+    WeightRow("bn1", "gamma", (300,), "ones", None),
+    WeightRow("bn1", "beta", (300,), "zeros", None),
+    WeightRow("bn1", "moving_mean", (300,), "zeros", None),
+    WeightRow("bn1", "moving_variance", (300,), "ones", None),
+    WeightRow("fc2", "kernel", (300, 100), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (100,), "zeros", None),
+    WeightRow("bn2", "gamma", (100,), "ones", None),
+    WeightRow("bn2", "beta", (100,), "zeros", None),
+    WeightRow("bn2", "moving_mean", (100,), "zeros", None),
+    WeightRow("bn2", "moving_variance", (100,), "ones", None),
+    WeightRow("fc3", "kernel", (100, 50), "glorot_uniform", None),
+    WeightRow("fc3", "bias", (50,), "zeros", None),
+    WeightRow("bn3", "gamma", (50,), "ones", None),
+    WeightRow("bn3", "beta", (50,), "zeros", None),
+    WeightRow("bn3", "moving_mean", (50,), "zeros", None),
+    WeightRow("bn3", "moving_variance", (50,), "ones", None),
+    WeightRow("fc4", "kernel", (50, 10), "glorot_uniform", None),
+    WeightRow("fc4", "bias", (10,), "zeros", None),
 )
 
 

@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "mlp_adam"
 SPEC_SHA256 = "daeadc61263d16e2b0a28059dbd2647df370e716b1d4f7485abba753619fb082"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -35,44 +37,44 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
-    ("fc1", "Dense", "fc1", (128,), 100352, 0),
-    ("bn1", "BatchNorm", "bn1", (128,), 256, 256),
-    ("act1", "Activation", "act1", (128,), 0, 0),
-    ("dropout1", "Dropout", "dropout1", (128,), 0, 0),
-    ("fc2", "Dense", "fc2", (64,), 8192, 0),
-    ("bn2", "BatchNorm", "bn2", (64,), 128, 128),
-    ("act2", "Activation", "act2", (64,), 0, 0),
-    ("dropout2", "Dropout", "dropout2", (64,), 0, 0),
-    ("fc3", "Dense", "fc3", (32,), 2048, 0),
-    ("bn3", "BatchNorm", "bn3", (32,), 64, 64),
-    ("act3", "Activation", "act3", (32,), 0, 0),
-    ("dropout3", "Dropout", "dropout3", (32,), 0, 0),
-    ("fc4", "Dense", "fc4_act", (10,), 330, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1", (128,), 100352, 0),
+    LayerRow("bn1", "BatchNorm", "bn1", (128,), 256, 256),
+    LayerRow("act1", "Activation", "act1", (128,), 0, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (128,), 0, 0),
+    LayerRow("fc2", "Dense", "fc2", (64,), 8192, 0),
+    LayerRow("bn2", "BatchNorm", "bn2", (64,), 128, 128),
+    LayerRow("act2", "Activation", "act2", (64,), 0, 0),
+    LayerRow("dropout2", "Dropout", "dropout2", (64,), 0, 0),
+    LayerRow("fc3", "Dense", "fc3", (32,), 2048, 0),
+    LayerRow("bn3", "BatchNorm", "bn3", (32,), 64, 64),
+    LayerRow("act3", "Activation", "act3", (32,), 0, 0),
+    LayerRow("dropout3", "Dropout", "dropout3", (32,), 0, 0),
+    LayerRow("fc4", "Dense", "fc4_act", (10,), 330, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("fc1", "kernel", (784, 128), "he_normal", (28, 28, 1)),
-    ("bn1", "gamma", (128,), "ones", None),
-    ("bn1", "beta", (128,), "zeros", None),
-    ("bn1", "moving_mean", (128,), "zeros", None),
-    ("bn1", "moving_variance", (128,), "ones", None),
-    ("fc2", "kernel", (128, 64), "he_normal", None),
-    ("bn2", "gamma", (64,), "ones", None),
-    ("bn2", "beta", (64,), "zeros", None),
-    ("bn2", "moving_mean", (64,), "zeros", None),
-    ("bn2", "moving_variance", (64,), "ones", None),
-    ("fc3", "kernel", (64, 32), "he_normal", None),
-    ("bn3", "gamma", (32,), "ones", None),
-    ("bn3", "beta", (32,), "zeros", None),
-    ("bn3", "moving_mean", (32,), "zeros", None),
-    ("bn3", "moving_variance", (32,), "ones", None),
-    ("fc4", "kernel", (32, 10), "glorot_uniform", None),
-    ("fc4", "bias", (10,), "zeros", None),
+    WeightRow("fc1", "kernel", (784, 128), "he_normal", (28, 28, 1)),
+    WeightRow("bn1", "gamma", (128,), "ones", None),
+    WeightRow("bn1", "beta", (128,), "zeros", None),
+    WeightRow("bn1", "moving_mean", (128,), "zeros", None),
+    WeightRow("bn1", "moving_variance", (128,), "ones", None),
+    WeightRow("fc2", "kernel", (128, 64), "he_normal", None),
+    WeightRow("bn2", "gamma", (64,), "ones", None),
+    WeightRow("bn2", "beta", (64,), "zeros", None),
+    WeightRow("bn2", "moving_mean", (64,), "zeros", None),
+    WeightRow("bn2", "moving_variance", (64,), "ones", None),
+    WeightRow("fc3", "kernel", (64, 32), "he_normal", None),
+    WeightRow("bn3", "gamma", (32,), "ones", None),
+    WeightRow("bn3", "beta", (32,), "zeros", None),
+    WeightRow("bn3", "moving_mean", (32,), "zeros", None),
+    WeightRow("bn3", "moving_variance", (32,), "ones", None),
+    WeightRow("fc4", "kernel", (32, 10), "glorot_uniform", None),
+    WeightRow("fc4", "bias", (10,), "zeros", None),
 )
 
 

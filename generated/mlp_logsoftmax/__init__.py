@@ -6,6 +6,8 @@ Each builder imports its framework only when called, so importing this package i
 and never loads a framework the caller does not use.
 """
 
+from dsl.tables import LayerRow, WeightRow
+
 NAME = "mlp_logsoftmax"
 SPEC_SHA256 = "7e2901bd18fa9721d6dce68dbd23db76192b2ebbf3ab28c8c7dd261de44d2a31"
 INPUT_SHAPE = (28, 28, 1)  # height, width, channels
@@ -34,25 +36,25 @@ RECIPE = {
     "precision": "float32",
 }
 
-# Per DSL layer: (name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state).
+# Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    ("flatten1", "Flatten", "flatten1", (784,), 0, 0),
-    ("fc1", "Dense", "fc1_act", (256,), 200960, 0),
-    ("dropout1", "Dropout", "dropout1", (256,), 0, 0),
-    ("fc2", "Dense", "fc2_act", (128,), 32896, 0),
-    ("fc3", "Dense", "fc3", (10,), 1290, 0),
-    ("act1", "Activation", "act1", (10,), 0, 0),
+    LayerRow("flatten1", "Flatten", "flatten1", (784,), 0, 0),
+    LayerRow("fc1", "Dense", "fc1_act", (256,), 200960, 0),
+    LayerRow("dropout1", "Dropout", "dropout1", (256,), 0, 0),
+    LayerRow("fc2", "Dense", "fc2_act", (128,), 32896, 0),
+    LayerRow("fc3", "Dense", "fc3", (10,), 1290, 0),
+    LayerRow("act1", "Activation", "act1", (10,), 0, 0),
 )
 
-# Per weight, in Keras's layout: (layer, variable, shape, initialiser, flattened feature map it acts on or None).
+# Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.
 # runtime.common.initial_weights draws them from a seed, without any framework, for both training loops.
 WEIGHTS = (
-    ("fc1", "kernel", (784, 256), "glorot_uniform", (28, 28, 1)),
-    ("fc1", "bias", (256,), "zeros", None),
-    ("fc2", "kernel", (256, 128), "glorot_uniform", None),
-    ("fc2", "bias", (128,), "zeros", None),
-    ("fc3", "kernel", (128, 10), "glorot_uniform", None),
-    ("fc3", "bias", (10,), "zeros", None),
+    WeightRow("fc1", "kernel", (784, 256), "glorot_uniform", (28, 28, 1)),
+    WeightRow("fc1", "bias", (256,), "zeros", None),
+    WeightRow("fc2", "kernel", (256, 128), "glorot_uniform", None),
+    WeightRow("fc2", "bias", (128,), "zeros", None),
+    WeightRow("fc3", "kernel", (128, 10), "glorot_uniform", None),
+    WeightRow("fc3", "bias", (10,), "zeros", None),
 )
 
 

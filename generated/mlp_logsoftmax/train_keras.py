@@ -12,7 +12,7 @@ from pathlib import Path
 
 import keras
 
-from runtime.common.recipe import Recipe, load_splits, parse_options
+from runtime.common.recipe import Options, Recipe, load_splits, parse_options
 from runtime.keras import distributed, init, optim, precision, training
 from runtime.keras.losses import loss_function
 
@@ -21,11 +21,20 @@ from . import OUTPUT, RECIPE, WEIGHTS, build_keras_model
 SPEC_FILE = Path(__file__).with_name("spec.json")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Train, checkpoint and evaluate into RUN_DIR/keras; returns the test metrics."""
-    options = parse_options(
-        argv, Recipe.from_dict(RECIPE), "runs/mlp_logsoftmax", runnable=precision.runnable()
+def parse_command_line(argv: list[str] | None = None) -> Options:
+    """The run the flags ask for (`--help` lists them), each overriding one value of the recipe; bad ones exit 2."""
+    recipe = Recipe.from_dict(RECIPE)
+    return parse_options(
+        argv, recipe, "runs/mlp_logsoftmax", precision.runnable(), framework="keras"
     )
+
+
+def main(argv: list[str] | None = None, options: Options | None = None) -> dict:
+    """Train, checkpoint and evaluate into RUN_DIR/keras; returns the test metrics.
+
+    `options`: the run, parsed already (as `fmnist-dsl train` passes it); else the flags in `argv` (sys.argv's).
+    """
+    options = options or parse_command_line(argv)
     recipe = options.recipe
     splits = load_splits(recipe, options.data_dir, options.train_limit)
     # --replicas N: the model and its optimizer live on N devices, each training on 1/N of every batch.
@@ -49,4 +58,4 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     from runtime.common.interrupt import run_script
 
-    run_script(main, "keras", default_run_dir="runs/mlp_logsoftmax")
+    run_script(main, parse_command_line, "keras")

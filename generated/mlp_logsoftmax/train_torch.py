@@ -10,7 +10,7 @@ starts from the weights runtime.common.initial_weights draws for the seed, as th
 
 from pathlib import Path
 
-from runtime.common.recipe import Recipe, load_splits, parse_options
+from runtime.common.recipe import Options, Recipe, load_splits, parse_options
 from runtime.torch import init, optim, precision, training
 from runtime.torch.losses import loss_function
 
@@ -19,11 +19,20 @@ from . import LAYERS, OUTPUT, RECIPE, WEIGHTS, build_torch_model
 SPEC_FILE = Path(__file__).with_name("spec.json")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Train, checkpoint and evaluate into RUN_DIR/torch; returns the test metrics."""
-    options = parse_options(
-        argv, Recipe.from_dict(RECIPE), "runs/mlp_logsoftmax", runnable=precision.runnable()
+def parse_command_line(argv: list[str] | None = None) -> Options:
+    """The run the flags ask for (`--help` lists them), each overriding one value of the recipe; bad ones exit 2."""
+    recipe = Recipe.from_dict(RECIPE)
+    return parse_options(
+        argv, recipe, "runs/mlp_logsoftmax", precision.runnable(), framework="torch"
     )
+
+
+def main(argv: list[str] | None = None, options: Options | None = None) -> dict:
+    """Train, checkpoint and evaluate into RUN_DIR/torch; returns the test metrics.
+
+    `options`: the run, parsed already (as `fmnist-dsl train` passes it); else the flags in `argv` (sys.argv's).
+    """
+    options = options or parse_command_line(argv)
     recipe = options.recipe
     splits = load_splits(recipe, options.data_dir, options.train_limit)
     training.seed_everything(recipe.seed)
@@ -46,4 +55,4 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     from runtime.common.interrupt import run_script
 
-    run_script(main, "torch", default_run_dir="runs/mlp_logsoftmax")
+    run_script(main, parse_command_line, "torch")

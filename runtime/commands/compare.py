@@ -105,7 +105,7 @@ def measure(package, folders: dict, data_dir: str | None) -> dict:
         "disagreement_pairs": comparison.commonest_pairs(table),
         "parity": _parity(package, data_dir),
         "seed_noise": noise and {"statistic": "Welch's t", "alpha": comparison.ALPHA, **asdict(noise)},
-        "has_dropout": any(kind == "Dropout" for _, kind, *_ in package.LAYERS),
+        "has_dropout": any(row.kind == "Dropout" for row in package.LAYERS),
     }
 
 

@@ -33,7 +33,7 @@ def measure(args, package) -> dict:
 
     optimizer = package.RECIPE["optimizer"]
     data, why_random = load_data(args, package.INPUT_SHAPE)
-    pairs = [(name, output_attr) for name, _, output_attr, *_ in package.LAYERS]
+    pairs = [(row.name, row.output_attr) for row in package.LAYERS]
     report = parity.check(package, optimizer, data, pairs, steps=args.steps).to_dict()
     report["spec"] = package.NAME
     report["optimizer"] = optimizer

@@ -16,22 +16,22 @@ def summary_rows(package) -> list[dict]:
     """One row per DSL layer: its name, and shape and parameters per the DSL, PyTorch and Keras."""
     torch_model, keras_model = package.build_torch_model(), package.build_keras_model()
     height, width, channels = package.INPUT_SHAPE
-    output_attrs = [row[2] for row in package.LAYERS]
+    output_attrs = [row.output_attr for row in package.LAYERS]
     torch_shapes = introspect.torch_output_shapes(torch_model, (channels, height, width), output_attrs)
     keras_shapes = introspect.keras_output_shapes(keras_model)
     rows = []
-    for name, kind, output_attr, shape, trainable, state in package.LAYERS:
+    for row in package.LAYERS:
         rows.append(
             {
-                "layer": name,
-                "kind": kind,
-                "dsl": (tuple(shape), trainable, state),
+                "layer": row.name,
+                "kind": row.kind,
+                "dsl": (row.output_shape, row.trainable, row.non_trainable),
                 # A layer's weights live in the submodule of its own name (padding and activation hold none).
                 "torch": (
-                    _nhwc(torch_shapes[output_attr]),
-                    *introspect.torch_parameter_counts(getattr(torch_model, name)),
+                    _nhwc(torch_shapes[row.output_attr]),
+                    *introspect.torch_parameter_counts(getattr(torch_model, row.name)),
                 ),
-                "keras": (keras_shapes[name], *introspect.keras_parameter_counts(keras_model.get_layer(name))),
+                "keras": (keras_shapes[row.name], *introspect.keras_parameter_counts(keras_model.get_layer(row.name))),
             }
         )
     return rows

@@ -9,49 +9,36 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dsl import exits
+from dsl import exits, run_flags
 from runtime.common import interrupt
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import require
 from runtime.common.rundir import read_json
 
-SCRIPT_FLAGS = ("epochs", "batch_size", "seed", "data_dir", "train_limit", "precision", "jit_compile", "replicas")
-
-
-def script_argv(args, run_dir: Path) -> list[str]:
-    """The generated scripts' flags for the options given on this command line."""
-    argv = ["--run-dir", str(run_dir)]
-    for flag in SCRIPT_FLAGS:
-        if getattr(args, flag) is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return argv + (["--resume"] if args.resume else [])
-
 
 def run_train(args, build) -> int:
     """Train in each chosen framework, PyTorch first (its modules load triton before TensorFlow can)."""
     from runtime.common.data import DataError
+    from runtime.common.recipe import OptionError
     from runtime.common.replicas import ReplicasError
     from runtime.common.rules import NonFiniteLossError
     from runtime.common.rundir import prepare_run_dir
 
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
     package = build(args.spec)
-    problem = replicas_problem(args, package, frameworks)
-    if problem:  # said before the frameworks load, which takes seconds
-        print(f"fmnist-dsl: {problem}", file=sys.stderr)
+    try:
+        run_options(args, package, frameworks, loaded=False)  # refused before the frameworks load (seconds)
+        require(*frameworks, purpose=f"train --framework {args.framework}")
+        options = run_options(args, package, frameworks, loaded=True)  # before a run folder is made
+    except OptionError as error:
+        print(f"fmnist-dsl: {error}", file=sys.stderr)
         return exits.BAD_INPUT
-    require(*frameworks, purpose=f"train --framework {args.framework}")
-    problem = precision_problem(args, package, frameworks)
-    if problem:  # said before a run folder is made: bad input writes nothing
-        print(f"fmnist-dsl: {problem}", file=sys.stderr)
-        return exits.BAD_INPUT
-    run_dir = args.run_dir or Path("runs") / package.NAME
     for framework in frameworks:  # an unwritable folder fails here, before any training
-        prepare_run_dir(run_dir / framework)
+        prepare_run_dir(options[framework].run_dir / framework)
     for framework in frameworks:
         script = importlib.import_module(f"{package.__name__}.train_{framework}")
         try:
-            script.main(script_argv(args, run_dir))
+            script.main(options=options[framework])
         except ReplicasError as error:  # a device count the framework itself reports (GPUs)
             print(f"fmnist-dsl: {error}", file=sys.stderr)
             return exits.BAD_INPUT
@@ -59,43 +46,44 @@ def run_train(args, build) -> int:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
             return exits.TRAINING_FAILED
         except KeyboardInterrupt:
-            epochs = args.epochs or package.RECIPE["epochs"]
-            line = interrupt.stopped_line(framework, run_dir / framework, resume_command(args, run_dir), epochs)
+            run = options[framework]
+            line = interrupt.stopped_line(framework, run.run_dir / framework, resume_command(args), run.recipe.epochs)
             print(f"fmnist-dsl: {line}", file=sys.stderr)
             return exits.INTERRUPTED
     if not getattr(args, "quiet", False):
-        print(summary(run_dir))
+        print(summary(options[frameworks[0]].run_dir))
     return 0
 
 
-def replicas_problem(args, package, frameworks) -> str | None:
-    """What rules out --replicas N for these frameworks, before any process or device starts; None when nothing."""
-    from runtime.common import replicas
+def run_options(args, package, frameworks, loaded: bool) -> dict:
+    """Framework -> the run its loop is asked for; raises OptionError. `loaded`: the frameworks are imported, so each
+    can say which precisions it runs here; before, only what the flags alone rule out is checked."""
+    from runtime.common.precision import PRECISIONS
+    from runtime.common.recipe import OptionError, Recipe, options
 
-    count = 1 if getattr(args, "replicas", None) is None else args.replicas
-    problem = replicas.problem(count, args.batch_size or package.RECIPE["batch_size"])
-    if not problem and count > 1 and "keras" in frameworks and os.environ.get("KERAS_BACKEND") == "torch":
-        problem = f"--replicas {count}: Keras on the torch backend trains on one device; use --framework torch"
-    return problem
-
-
-def precision_problem(args, package, frameworks) -> str | None:
-    """Why one of the frameworks cannot run the precision asked for on this machine; None when all can."""
-    from runtime.common.precision import problem
-
-    precision = args.precision or package.RECIPE["precision"]
+    recipe = Recipe.from_dict(package.RECIPE)
+    chosen = {}
     for framework in frameworks:
-        runnable = importlib.import_module(f"runtime.{framework}.precision").runnable()
-        if reason := problem(precision, *runnable):
-            return reason
-    return None
+        runnable = importlib.import_module(f"runtime.{framework}.precision").runnable() if loaded else (PRECISIONS, "")
+        flags = args if len(frameworks) == 1 else argparse.Namespace(**vars(args) | for_one(framework))
+        chosen[framework] = options(flags, recipe, Path("runs") / package.NAME, framework, runnable)
+    replicas = chosen[frameworks[-1]].replicas
+    if replicas > 1 and "keras" in frameworks and os.environ.get("KERAS_BACKEND") == "torch":
+        problem = f"--replicas {replicas}: Keras on the torch backend trains on one device; use --framework torch"
+        raise OptionError(problem)
+    return chosen
 
 
-def resume_command(args, run_dir: Path) -> list[str]:
+def for_one(framework: str) -> dict:
+    """What a command that trains both frameworks leaves out of one's flags: the other's own (Keras's --jit-compile)."""
+    return {} if framework == "keras" else dict.fromkeys(run_flags.KERAS_ONLY)
+
+
+def resume_command(args) -> list[str]:
     """The `fmnist-dsl train` command line that continues this one from its last checkpoint."""
     command = ["fmnist-dsl", "train", str(args.spec), "--framework", args.framework]
     command += ["--quiet"] if getattr(args, "quiet", False) else []
-    return command + interrupt.with_resume(script_argv(args, run_dir))
+    return command + run_flags.to_argv(args, resume=True)
 
 
 def summary(run_dir: Path) -> str:
@@ -170,9 +158,10 @@ def run_compare(args, build) -> int:
     folders = compare.seed_folders(run_dir, args.seeds)
     cli = [sys.executable, "-m", "compilers.cli", *(["--verbose"] if getattr(args, "verbose", False) else [])]
     for seed, folder in folders.items():
-        seed_args = argparse.Namespace(**vars(args) | ({} if seed is None else {"seed": seed}))
+        chosen = {"run_dir": folder} | ({} if seed is None else {"seed": seed})
         for framework in FRAMEWORKS:
-            train = ["train", str(args.spec), "--framework", framework, "--quiet", *script_argv(seed_args, folder)]
+            flags = run_flags.to_argv(args, **chosen, **for_one(framework))
+            train = ["train", str(args.spec), "--framework", framework, "--quiet", *flags]
             status = _child(cli + train)
             if status:
                 return status

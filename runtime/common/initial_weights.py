@@ -17,11 +17,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from dsl.tables import WeightRow
+
 # The standard deviation of a unit normal truncated to [-2, 2]: Keras divides by it to keep the variance.
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 TRUNCATION = 2.0
-
-WeightRow = tuple[str, str, tuple[int, ...], str, tuple[int, int, int] | None]  # a row of a package's WEIGHTS
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -64,4 +64,6 @@ def draw(initializer: str, shape: tuple[int, ...], rng: np.random.Generator) -> 
 
 def initial_weights(rows: Iterable[WeightRow], seed: int) -> list[tuple[WeightRow, np.ndarray]]:
     """Each row with its initial values in Keras's layout; row i draws from the stream (seed, i) alone."""
-    return [(row, draw(row[3], tuple(row[2]), np.random.default_rng([seed, index]))) for index, row in enumerate(rows)]
+    return [
+        (row, draw(row.initializer, row.shape, np.random.default_rng([seed, index]))) for index, row in enumerate(rows)
+    ]

@@ -6,7 +6,6 @@ them, so the last complete epoch's checkpoint and history always agree.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import signal
 import sys
@@ -16,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dsl import exits
+from runtime.common.recipe import Options
 from runtime.common.replicas import ReplicasError
 from runtime.common.rundir import read_json
 
@@ -53,22 +53,19 @@ def with_resume(argv: list[str]) -> list[str]:
     return argv if "--resume" in argv else [*argv, "--resume"]
 
 
-def run_script(main: Callable[[], object], framework: str, default_run_dir: str) -> None:
-    """A generated training script's entry point: Ctrl-C ends it with stopped_line and exit status 130, and replicas
-    the devices or a cluster cannot give (found once the framework has counted them) with one line and status 2."""
+def run_script(main: Callable[..., object], parse_command_line: Callable[[list[str]], Options], framework: str) -> None:
+    """A generated training script's entry point: its flags parsed once, then `main(options=...)`; Ctrl-C ends it with
+    stopped_line and exit status 130, and replicas the devices or a cluster cannot give (found once the framework has
+    counted them) with one line and status 2."""
+    options = parse_command_line(sys.argv[1:])
     try:
-        main()
+        main(options=options)
     except ReplicasError as error:
         print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
         sys.exit(exits.BAD_INPUT)
     except KeyboardInterrupt:
-        argv = sys.argv[1:]
-        flags = argparse.ArgumentParser(add_help=False)
-        flags.add_argument("--run-dir", default=default_run_dir)
-        flags.add_argument("--epochs", type=int)
-        known = flags.parse_known_args(argv)[0]
         spec = getattr(sys.modules["__main__"], "__spec__", None)
         command = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
-        line = stopped_line(framework, Path(known.run_dir) / framework, command + with_resume(argv), known.epochs)
-        print(line, file=sys.stderr)
+        command += with_resume(sys.argv[1:])
+        print(stopped_line(framework, options.run_dir / framework, command, options.recipe.epochs), file=sys.stderr)
         sys.exit(exits.INTERRUPTED)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dsl.targets import PRECISIONS  # noqa: F401  -- re-exported
 
-# --mixed-precision's values, the flag --precision replaced.
-DEPRECATED_VALUES = {"no": "float32", "bf16": "bf16", "fp16": "fp16"}
-
 
 class PrecisionError(ValueError):
     """A precision the framework cannot run on this machine."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dsl import exits
-from dsl.targets import JIT_CHOICES
+from dsl.run_flags import DEPRECATED_PRECISIONS, KERAS_ONLY, add_run_flags
 from runtime.common import data as fmnist
 from runtime.common import precision as precision_rules
 from runtime.common import replicas as replica_rules
@@ -62,71 +62,81 @@ class Options:
     replicas: int = 1
 
 
+class OptionError(ValueError):
+    """Run flags that cannot be used together, or not here; its message is the one line to print."""
+
+
+def options(
+    args: argparse.Namespace,
+    recipe: Recipe,
+    run_dir: Path,
+    framework: str,
+    runnable: tuple[tuple[str, ...], str] = (precision_rules.PRECISIONS, "this device"),
+) -> Options:
+    """The run that parsed flags (dsl.run_flags) ask `framework`'s loop for; raises OptionError for bad choices.
+
+    `run_dir` is the folder when --run-dir was not given. `runnable`: the precisions the framework can run here and
+    the device's name (runtime.<framework>.precision's runnable()); another precision is refused before anything runs.
+    """
+    keras_only = [flag for flag in KERAS_ONLY if getattr(args, flag) is not None]
+    if framework != "keras" and keras_only:
+        flag = "--" + keras_only[0].replace("_", "-")
+        raise OptionError(f"{flag} is a Keras option (XLA); the PyTorch loop has none: leave it out")
+    batch_size = _given(args.batch_size, recipe.batch_size)
+    replicas = _given(args.replicas, 1)
+    precision = _precision(args, recipe.precision)
+    problem = (
+        replica_rules.problem(replicas, batch_size)
+        or replica_rules.launcher_problem(replicas, batch_size)
+        or precision_rules.problem(precision, *runnable)
+    )
+    if problem:  # before any process or device starts
+        raise OptionError(problem)
+    recipe = replace(
+        recipe,
+        epochs=_given(args.epochs, recipe.epochs),
+        batch_size=batch_size,
+        seed=_given(args.seed, recipe.seed),
+        precision=precision,
+    )
+    run_dir = args.run_dir or Path(run_dir)
+    return Options(recipe, run_dir, args.data_dir, args.train_limit, args.resume, args.jit_compile or "auto", replicas)
+
+
 def parse_options(
     argv: list[str] | None,
     recipe: Recipe,
     run_dir: str,
     runnable: tuple[tuple[str, ...], str] = (precision_rules.PRECISIONS, "this device"),
+    framework: str = "keras",
 ) -> Options:
-    """The flags every generated training script takes; each overrides one value of the recipe.
+    """A generated training script's command line (`argv`, else sys.argv's): dsl.run_flags, then `options`.
 
-    `runnable`: the precisions the framework can run here and the device's name (runtime.<framework>.precision's
-    runnable()); another precision exits 2 here, before anything is written.
+    Bad choices exit 2 here with one line, before anything is written.
     """
     parser = argparse.ArgumentParser(description="Train on Fashion-MNIST with the spec's recipe.")
-    parser.add_argument("--epochs", type=int, default=recipe.epochs)
-    parser.add_argument("--batch-size", type=int, default=recipe.batch_size)
-    parser.add_argument("--seed", type=int, default=recipe.seed)
-    parser.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
-    parser.add_argument("--run-dir", type=Path, default=Path(run_dir), help=f"output folder (default: {run_dir})")
-    parser.add_argument("--train-limit", type=int, default=None, help="train on the first N training images only")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    parser.add_argument(
-        "--precision",
-        choices=precision_rules.PRECISIONS,
-        default=None,
-        help=f"layer computation in float32 or a 16-bit type (default: the recipe's, {recipe.precision})",
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        choices=tuple(precision_rules.DEPRECATED_VALUES),
-        default=None,
-        help="deprecated: --precision",
-    )
-    parser.add_argument(
-        "--jit-compile",
-        choices=JIT_CHOICES,
-        default="auto",
-        help="Keras only: compile the train step with XLA (auto: Keras's choice, off on a CPU with TensorFlow)",
-    )
-    parser.add_argument("--replicas", type=int, default=1, help="data-parallel replicas, each on 1/N of a batch")
+    add_run_flags(parser)
     args = parser.parse_args(argv)
-    precision = _precision(args, recipe.precision, parser.prog)
-    problem = (
-        replica_rules.problem(args.replicas, args.batch_size)
-        or replica_rules.launcher_problem(args.replicas, args.batch_size)
-        or precision_rules.problem(precision, *runnable)
-    )
-    if problem:  # before any process or device starts
-        print(f"{parser.prog}: {problem}", file=sys.stderr)
-        raise SystemExit(exits.BAD_INPUT)
-    recipe = replace(recipe, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, precision=precision)
-    choices = (args.resume, args.jit_compile, args.replicas)
-    return Options(recipe, args.run_dir, args.data_dir, args.train_limit, *choices)
+    try:
+        return options(args, recipe, Path(run_dir), framework, runnable)
+    except OptionError as error:
+        print(f"{parser.prog}: {error}", file=sys.stderr)
+        raise SystemExit(exits.BAD_INPUT) from None
 
 
-def _precision(args: argparse.Namespace, recipe_precision: str, prog: str) -> str:
+def _given(value, default):
+    """A flag's value, or `default` when the flag was not given (0 is a value, not "not given")."""
+    return default if value is None else value
+
+
+def _precision(args: argparse.Namespace, recipe_precision: str) -> str:
     """--precision, else the deprecated --mixed-precision's value (said once on stderr), else the recipe's."""
     if args.mixed_precision is None:
         return args.precision or recipe_precision
-    alias = precision_rules.DEPRECATED_VALUES[args.mixed_precision]
+    alias = DEPRECATED_PRECISIONS[args.mixed_precision]
     if args.precision not in (None, alias):
-        print(
-            f"{prog}: --mixed-precision {args.mixed_precision} contradicts --precision {args.precision}",
-            file=sys.stderr,
-        )
-        raise SystemExit(exits.BAD_INPUT)
-    print(f"{prog}: --mixed-precision is deprecated; use --precision {alias}", file=sys.stderr)
+        raise OptionError(f"--mixed-precision {args.mixed_precision} contradicts --precision {args.precision}")
+    print(f"--mixed-precision is deprecated; use --precision {alias}", file=sys.stderr)
     return alias
 
 

@@ -10,6 +10,6 @@ def load_initial_weights(model: keras.Model, rows, seed: int) -> None:
 
     `rows` is the generated package's WEIGHTS table; the arrays are in Keras's layout already.
     """
-    for (layer, variable, *_), values in initial_weights(rows, seed):
-        target = next(v for v in model.get_layer(layer).weights if v.name.split("/")[-1] == variable)
+    for row, values in initial_weights(rows, seed):
+        target = next(v for v in model.get_layer(row.layer).weights if v.name.split("/")[-1] == row.variable)
         target.assign(values.astype(target.dtype))

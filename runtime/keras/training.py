@@ -33,7 +33,7 @@ def steps_per_execution() -> int:
 
 
 def jit_compile(choice: str) -> bool | str:
-    """model.compile's jit_compile for a --jit-compile choice (runtime.common.recipe.JIT_CHOICES).
+    """model.compile's jit_compile for a --jit-compile choice (dsl.targets.JIT_CHOICES).
 
     Opt-in, because XLA's gain depends on the model and the CPU: on one 2-core machine it made LeNet-5's step faster
     and the MLP's and the cnn's slower, on another (AVX-512) LeNet-5's slower too (README, the benchmark).

@@ -53,6 +53,6 @@ def load_initial_weights(model: torch.nn.Module, rows, seed: int) -> None:
 
     `rows` is the generated package's WEIGHTS table; each array goes to PyTorch's layout on the way in.
     """
-    for (layer, variable, _, _, flattened), values in initial_weights(rows, seed):
-        tensor = getattr(getattr(model, layer), TORCH_NAMES[variable])
-        tensor.copy_(torch.from_numpy(to_torch_layout(values, flattened)))
+    for row, values in initial_weights(rows, seed):
+        tensor = getattr(getattr(model, row.layer), TORCH_NAMES[row.variable])
+        tensor.copy_(torch.from_numpy(to_torch_layout(values, row.flattened)))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from dsl.tables import LayerRow
+
 # accelerate's names for the recipe's precisions.
 ACCELERATE = {"float32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -23,15 +25,14 @@ def runnable() -> tuple[tuple[str, ...], str]:
     return ("float32", *bf16, "fp16"), torch.cuda.get_device_name()
 
 
-def keep_output_float32(model: torch.nn.Module, output_layer: tuple) -> None:
+def keep_output_float32(model: torch.nn.Module, output_layer: LayerRow) -> None:
     """Compute the output layer in float32 under autocast too: its own module and its activation's.
 
-    `output_layer` is the package's LAYERS row of the model's last layer: (name, kind, output attribute, ...).
+    `output_layer` is the package's LAYERS row of the model's last layer.
     Keras's output layer computes in float32 under a mixed policy (runtime.keras.precision), this is the same.
     The forward is wrapped in place, as accelerate wraps the model's: the state dict keeps its keys.
     """
-    name, _, output_attr = output_layer[:3]
-    for attr in dict.fromkeys((name, output_attr)):
+    for attr in dict.fromkeys((output_layer.name, output_layer.output_attr)):
         module = getattr(model, attr)
         module.forward = _float32_forward(module.forward)
 

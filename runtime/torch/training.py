@@ -148,7 +148,8 @@ def fit(
     On one CUDA device in float32, full batches replay a captured CUDA graph (runtime.torch.step). The run folder
     is locked for the whole run (runtime.common.runlock); --resume continues only the same model and recipe.
     With replicas > 1, that many processes train on equal parts of each global batch (runtime.torch.distributed);
-    the first writes the run folder, and `model` itself stays as it was (the trained weights are in model.pt).
+    the first writes the run folder, and the trained weights (model.pt) and the optimizer's state (checkpoint.pt) are
+    then loaded back into `model` and `optimizer`, so the caller holds what one process would have left it.
     Started by an outside launcher (torchrun, accelerate launch: WORLD_SIZE set), this process is one replica of
     the launcher's; the first of them writes the run folder, the others return {}.
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
@@ -168,7 +169,16 @@ def fit(
         if replicas == 1:
             return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)
         distributed.launch(lambda: _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options), replicas)
+        _load_trained(model, optimizer, run_dir)
         return rundir.read_json(run_dir / "metrics.json")
+
+
+def _load_trained(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path) -> None:
+    """The replicas' trained weights and optimizer state, from the run folder they wrote, into the caller's objects."""
+    with rundir.reading(run_dir / "model.pt"), rundir.reading(run_dir / "checkpoint.pt"):
+        model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+        checkpoint = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(checkpoint["optimizer"])
 
 
 def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, progress, cuda_graphs):

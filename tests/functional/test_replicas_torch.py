@@ -106,8 +106,8 @@ def test_per_replica_batchnorm_fails_the_check(package, tmp_path):
         assert_same_trajectory(one, planted)
 
 
-def _fit(package, run_dir: Path, count: int, epochs: int, resume: bool = False) -> dict:
-    model = _model(package, planted=False, parallel=False)
+def _fit(package, run_dir: Path, count: int, epochs: int, resume: bool = False, model=None) -> dict:
+    model = model or _model(package, planted=False, parallel=False)
     recipe = make_recipe(OPTIMIZERS["adam"], batch_size=BATCH, epochs=epochs, seed=1, validation_split=0.0)
     optimizer = optim.from_config(model.parameters(), recipe.optimizer)
     loss = loss_function(package.OUTPUT)
@@ -120,7 +120,8 @@ def test_fit_with_two_replicas_writes_one_run_and_resumes(package, tmp_path):
     # 36 images: the last global batch of 4 splits into 2 + 2; at 3 replicas it would lose 1 image.
     one = _fit(package, tmp_path / "one", 1, epochs=2)
     _fit(package, tmp_path / "two", 2, epochs=1)
-    two = _fit(package, tmp_path / "two", 2, epochs=2, resume=True)
+    caller_model = _model(package, planted=False, parallel=False)
+    two = _fit(package, tmp_path / "two", 2, epochs=2, resume=True, model=caller_model)
     assert sorted(path.name for path in (tmp_path / "two").iterdir()) == sorted(
         path.name for path in (tmp_path / "one").iterdir()
     )
@@ -133,6 +134,9 @@ def test_fit_with_two_replicas_writes_one_run_and_resumes(package, tmp_path):
     weights = [torch.load(tmp_path / name / "model.pt", weights_only=True) for name in ("one", "two")]
     for key, expected in weights[0].items():
         np.testing.assert_allclose(weights[1][key], expected, rtol=TOLERANCE, atol=TOLERANCE, err_msg=key)
+    # The caller's model object holds the replicas' trained weights, not the initial ones it passed in.
+    for key, trained in caller_model.state_dict().items():
+        assert torch.equal(trained, weights[1][key]), key
 
 
 def test_fit_under_an_outside_launcher_checks_its_world_size(package, tmp_path, monkeypatch):

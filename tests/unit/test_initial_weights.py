@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from dsl.tables import WeightRow
 from generated import lenet5
 from runtime.common import initial_weights
 from runtime.common.initial_weights import draw, fans
@@ -119,12 +120,12 @@ def test_unknown_initialiser_is_an_error():
 
 
 def weights_by_label(rows, seed: int) -> dict[str, np.ndarray]:
-    return {f"{row[0]}.{row[1]}": values for row, values in initial_weights.initial_weights(rows, seed)}
+    return {f"{row.layer}.{row.variable}": values for row, values in initial_weights.initial_weights(rows, seed)}
 
 
 def test_every_weight_gets_its_rows_shape_in_float32():
     for row, values in initial_weights.initial_weights(lenet5.WEIGHTS, seed=0):
-        assert values.shape == row[2] and values.dtype == np.float32, row
+        assert values.shape == row.shape and values.dtype == np.float32, row
 
 
 def test_same_seed_same_values_other_seed_other_values():
@@ -138,7 +139,7 @@ def test_same_seed_same_values_other_seed_other_values():
 def test_each_weights_stream_is_its_own():
     """Changing one weight's shape or initialiser leaves every other weight's values as they were."""
     rows = list(lenet5.WEIGHTS)
-    changed = [("conv1", "kernel", (3, 3, 1, 6), "he_normal", None), *rows[1:]]
+    changed = [WeightRow("conv1", "kernel", (3, 3, 1, 6), "he_normal", None), *rows[1:]]
     before, after = weights_by_label(rows, 0), weights_by_label(changed, 0)
     assert not np.array_equal(before["conv1.kernel"][:3, :3], after["conv1.kernel"])
     for label in list(before)[1:]:
@@ -146,7 +147,7 @@ def test_each_weights_stream_is_its_own():
 
 
 def test_two_weights_of_one_shape_are_not_the_same_draw():
-    row = ("fc", "kernel", (64, 64), "glorot_uniform", None)
+    row = WeightRow("fc", "kernel", (64, 64), "glorot_uniform", None)
     (_, first), (_, second) = initial_weights.initial_weights([row, row], seed=0)
     assert not np.any(first == second)
 

@@ -4,6 +4,8 @@ import pytest
 
 from runtime.common import interrupt
 from runtime.common import replicas as replica_rules
+from runtime.common.recipe import parse_options
+from tests.recipes import make_recipe
 
 
 def test_replicas_under_an_outside_launcher_are_refused(monkeypatch):
@@ -18,12 +20,12 @@ def test_replicas_under_an_outside_launcher_are_refused(monkeypatch):
 
 
 def test_a_script_refuses_replicas_the_framework_cannot_give_in_one_line(monkeypatch, capsys):
-    def main():  # what runtime.keras.distributed.scope raises on a cluster, once Keras has counted its devices
+    def main(options):  # what runtime.keras.distributed.scope raises on a cluster, once Keras has counted its devices
         raise replica_rules.ReplicasError("--replicas 2: this process is one of the 2 of TF_CONFIG's cluster")
 
     monkeypatch.setattr("sys.argv", ["train_keras.py", "--replicas", "2"])
     with pytest.raises(SystemExit) as stopped:
-        interrupt.run_script(main, "keras", default_run_dir="runs/mlp")
+        interrupt.run_script(main, lambda argv: parse_options(argv, make_recipe(), "runs/mlp"), "keras")
     assert stopped.value.code == 2
     assert (
         capsys.readouterr().err == "train_keras.py: --replicas 2: this process is one of the 2 of TF_CONFIG's cluster\n"
