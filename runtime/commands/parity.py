@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from dsl import exits
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import guard_triton, require
 from runtime.keras.backends import ALL
@@ -83,7 +84,7 @@ def run(args, build) -> int:
         print(json.dumps(report))
     else:
         print_report(report)
-    return 0 if report["ok"] else 1
+    return 0 if report["ok"] else exits.CHECK_FAILED
 
 
 def run_export(args, build) -> int:
@@ -105,4 +106,4 @@ def run_export(args, build) -> int:
     agree, worst = figures["argmax_agreement"], figures["max_probability_diff"]
     print(f"  identical argmax {agree:.4%}, max probability difference {worst:.2e}")
     print("OK" if figures["ok"] else "FAILED")
-    return 0 if figures["ok"] else 1
+    return 0 if figures["ok"] else exits.CHECK_FAILED

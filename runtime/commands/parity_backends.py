@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+from dsl import exits
 from runtime.keras.backends import NAMES
 
 # (label, the report's figure, the target it is judged by)
@@ -33,7 +34,7 @@ def measure_all(args) -> dict[str, dict]:
     reports = {}
     for backend in NAMES:
         result = subprocess.run(_argv(args, backend), capture_output=True, text=True, env=dict(os.environ))
-        if result.returncode not in (0, 1):
+        if result.returncode not in (0, exits.CHECK_FAILED):
             sys.stderr.write(result.stderr)
             raise SystemExit(result.returncode)
         reports[backend] = json.loads(result.stdout)
@@ -61,4 +62,4 @@ def run(args) -> int:
     reports = measure_all(args)
     ok = all(report["ok"] for report in reports.values())
     print(json.dumps({"ok": ok, "backends": reports}) if args.json else table(reports))
-    return 0 if ok else 1
+    return 0 if ok else exits.CHECK_FAILED

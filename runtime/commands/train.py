@@ -132,7 +132,7 @@ def run_evaluate(args, build) -> int:
         )
         reproduced &= figures["reproduced"]
     print(summary(args.run_dir))
-    return 0 if reproduced else 1
+    return 0 if reproduced else exits.CHECK_FAILED
 
 
 def _child(command: list[str]) -> int:
