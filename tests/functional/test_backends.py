@@ -42,6 +42,7 @@ def test_the_keras_feed_keeps_batch_order_on_other_backends(backend):
     assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-4000:]
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_runs_on_the_backend_and_records_it(backend, tmp_path):
     run_dir = tmp_path / "run"

@@ -57,6 +57,7 @@ def test_simulated_absence_is_real(tmp_path):
             assert "simulated: not installed" in result.stderr
 
 
+@pytest.mark.needs_data
 def test_torch_extra_alone_trains_evaluates_and_exports_to_onnx(tmp_path):
     env, run = without(tmp_path, "keras"), tmp_path / "run"
     assert_ok(cli(env, "train", "specs/mlp.yaml", "--framework", "torch", "--run-dir", str(run), *TINY))
@@ -74,6 +75,7 @@ def test_torch_extra_alone_trains_evaluates_and_exports_to_onnx(tmp_path):
     assert_refused(cli(env, "train", "specs/mlp.yaml", "--framework", "both", *TINY), "train --framework both", "keras")
 
 
+@pytest.mark.needs_data
 def test_keras_extra_alone_trains_and_evaluates(tmp_path):
     env, run = without(tmp_path, "torch"), tmp_path / "run"
     assert_ok(cli(env, "train", "specs/mlp.yaml", "--framework", "keras", "--run-dir", str(run), *TINY))
