@@ -79,7 +79,9 @@ def test_a_worker_trains_keras_on_the_backend_and_precision_it_names(tmp_path: P
     assert done.returncode == 0, done.stderr[-3000:]
     row = json.loads((tmp_path / "row.json").read_text())
     assert (row["backend"], row["precision"], row["train_samples"]) == ("torch", "bf16", 300)
-    assert row["test_accuracy"] > 0.2  # 10 steps of 32 images: past chance (0.1)
+    # 10 steps of 32 images: measured 0.42 where bf16 has native kernels (AVX-512 BF16); emulated bf16 rounds
+    # otherwise, hence the wider margin. Chance is 0.1.
+    assert row["test_accuracy"] > 0.35, row["test_accuracy"]
 
 
 def test_keras_runs_on_the_backend_keras_backend_names(monkeypatch) -> None:

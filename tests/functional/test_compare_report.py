@@ -53,7 +53,8 @@ def test_agreement_figures_are_consistent(report):
         # The official test set has 1,000 images of each class.
         assert np.sum(seed["disagreement_by_class"]) * 1000 == pytest.approx(table.sum())
         for framework, run in seed["runs"].items():
-            assert run["official_accuracy"] > 0.25  # one epoch on 500 images (measured 0.37-0.46); chance is 0.1
+            # One epoch on 500 images: measured 0.40 / 0.46 (seed 0, PyTorch / Keras), 0.45 / 0.37 (seed 1).
+            assert run["official_accuracy"] > 0.33, run["official_accuracy"]
             assert np.mean(run["per_class_accuracy"]) == pytest.approx(run["official_accuracy"])
             # mlp's recipe tests on the official images: the reloaded model gives back the run's own figure.
             recorded = json.loads((run_dir / f"seed-{seed['seed']}" / framework / "metrics.json").read_text())

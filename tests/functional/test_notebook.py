@@ -38,7 +38,8 @@ def test_the_mlp_notebook_trains_both_frameworks_plots_and_checks_parity(tmp_pat
     for framework in ("torch", "keras"):
         metrics = json.loads((run_dir / framework / "metrics.json").read_text())
         assert len(json.loads((run_dir / framework / "history.json").read_text())) == 1
-        assert metrics["test_accuracy"] > 0.25  # one epoch on 500 images (measured 0.40); chance is 0.1
+        # One epoch on 500 images: measured 0.40 (PyTorch), 0.46 (Keras); chance is 0.1.
+        assert metrics["test_accuracy"] > 0.35, metrics["test_accuracy"]
         assert f"{framework}: test accuracy {metrics['test_accuracy']:.4f}" in printed
     assert "500 training, 6000 validation, 10000 test images" in printed  # the injected limit reached the data
     assert "fc1         Dense       (300,)               235,500     235,500     235,500" in printed

@@ -53,7 +53,8 @@ def test_both_frameworks_learn_and_leave_every_artifact(trained: Path, framework
     history = json.loads((folder / "history.json").read_text())
     assert len(history) == 1 and set(history[0]) == HISTORY_KEYS
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]  # chance is 0.1
+    # One epoch on 2,000 images: measured 0.70 (PyTorch) and 0.69 (Keras); chance is 0.1.
+    assert metrics["test_accuracy"] > 0.65, metrics["test_accuracy"]
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == 10_000
     assert [row["class"] for row in metrics["per_class"]] == list(fmnist.CLASS_NAMES)
@@ -117,7 +118,7 @@ def test_evaluate_scores_a_carved_test_split_or_the_official_test_set(tmp_path: 
     assert official.returncode == 0, official.stderr[-3000:]
     assert "on 10000 images of the official test set" in official.stdout
     accuracy = float(official.stdout.split("test accuracy ")[1].split()[0])
-    assert accuracy > 0.4  # one epoch on 2,000 images (measured 0.54); chance is 0.1
+    assert accuracy > 0.46, accuracy  # one epoch on 2,000 images: measured 0.51; chance is 0.1
 
 
 @pytest.mark.needs_data
@@ -133,7 +134,8 @@ def test_compare_trains_both_and_writes_the_side_by_side_report(tmp_path: Path) 
     report = (run_dir / "compare.md").read_text()
     for framework in ("torch", "keras"):
         accuracy = json.loads((run_dir / framework / "metrics.json").read_text())["test_accuracy"]
-        assert accuracy > 0.5 and f"| {framework} | {accuracy:.4f} |" in report
+        assert accuracy > 0.52, accuracy  # one epoch on 1,000 images: measured 0.57 (PyTorch), 0.57 (Keras)
+        assert f"| {framework} | {accuracy:.4f} |" in report
     assert (run_dir / "compare.png").stat().st_size > 0
 
 
