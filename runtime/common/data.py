@@ -226,6 +226,15 @@ def find_data_dir(
     return cache
 
 
+def local_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The folder find_data_dir would use without downloading (data_dir or the environment's, Debian's, the cache),
+    or None when none of them holds the four files: whether the real data set is on this machine."""
+    try:
+        return find_data_dir(data_dir, download=False)
+    except DataError:
+        return None
+
+
 def _load_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     """Images scaled to float32 NHWC [0, 1] and int64 labels of one official split."""
     images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 3)

@@ -42,6 +42,7 @@ def test_the_keras_feed_keeps_batch_order_on_other_backends(backend):
     assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-4000:]
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_train_runs_on_the_backend_and_records_it(backend, tmp_path):
     run_dir = tmp_path / "run"
@@ -51,9 +52,8 @@ def test_train_runs_on_the_backend_and_records_it(backend, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     assert json.loads((run_dir / "keras" / "run.json").read_text())["backend"] == backend
-    assert (
-        json.loads((run_dir / "keras" / "metrics.json").read_text())["test_accuracy"] > 0.3
-    )  # 15 steps: past chance (0.1)
+    accuracy = json.loads((run_dir / "keras" / "metrics.json").read_text())["test_accuracy"]
+    assert accuracy > 0.36, accuracy  # one epoch on 512 images: measured 0.41 (jax), 0.47 (torch); chance is 0.1
 
 
 def _cli(*args: str, backend: str | None = None) -> subprocess.CompletedProcess:

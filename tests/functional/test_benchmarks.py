@@ -1,7 +1,6 @@
 """The benchmark runner end to end on a tiny configuration. Times and ratios are printed, never asserted."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,6 @@ from runtime.common.recipe import load_splits
 from tests.conftest import REPO as ROOT
 from tests.recipes import make_recipe
 
-HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
-needs_data = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
 LOOPS = {("torch", "baseline"), ("torch", "generated"), ("keras", "baseline"), ("keras", "generated")}
 LOOPS |= {("keras", "generated-xla")}
 RECIPE = make_recipe(validation_split=0.1, seed=0)
@@ -30,8 +27,6 @@ BUILD = {"specs": 7, "seconds": 0.5, "frameworks_imported": []}
 def results(tmp_path_factory) -> Path:
     """The MLP, both frameworks, every loop: 2 epochs on 1,500 images, one round (seed 0; merging rounds is
     test_rounds_merge_into_one_row's, each worker process costs the suite about 15 s)."""
-    if not HAS_DATA:
-        pytest.skip("real Fashion-MNIST not available")
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "benchmarks.run", "--epochs", "2", "--train-limit", "1500", "--models", "mlp"]
     done = subprocess.run(
@@ -42,7 +37,7 @@ def results(tmp_path_factory) -> Path:
     return out
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_every_loop_has_a_row_of_positive_figures(results: Path) -> None:
     rows = json.loads((results / "results.json").read_text())["rows"]
     assert {(row["framework"], row["loop"]) for row in rows} == LOOPS
@@ -53,7 +48,7 @@ def test_every_loop_has_a_row_of_positive_figures(results: Path) -> None:
             assert row[key] > 0, (row["framework"], row["loop"], key)
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_markdown_table_and_chart_are_written(results: Path) -> None:
     text = (results / "results.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("| mlp |")]
@@ -66,7 +61,7 @@ def test_markdown_table_and_chart_are_written(results: Path) -> None:
     assert (results / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_baseline_indices_are_the_generated_loops_images() -> None:
     train, val = split_indices(RECIPE, train_limit=700)
     splits = load_splits(RECIPE, train_limit=700)
@@ -76,7 +71,7 @@ def test_baseline_indices_are_the_generated_loops_images() -> None:
     assert len(train) == 700 and len(val) == 6000
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_a_worker_trains_keras_on_the_backend_and_precision_it_names(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.worker", "generated-bf16", "keras-torch", "mlp", "--epochs", "1"]
     command += ["--train-limit", "300", "--json", str(tmp_path / "row.json")]
@@ -84,7 +79,9 @@ def test_a_worker_trains_keras_on_the_backend_and_precision_it_names(tmp_path: P
     assert done.returncode == 0, done.stderr[-3000:]
     row = json.loads((tmp_path / "row.json").read_text())
     assert (row["backend"], row["precision"], row["train_samples"]) == ("torch", "bf16", 300)
-    assert row["test_accuracy"] > 0.2  # 10 steps of 32 images: past chance (0.1)
+    # 10 steps of 32 images: measured 0.42 where bf16 has native kernels (AVX-512 BF16); emulated bf16 rounds
+    # otherwise, hence the wider margin. Chance is 0.1.
+    assert row["test_accuracy"] > 0.35, row["test_accuracy"]
 
 
 def test_keras_runs_on_the_backend_keras_backend_names(monkeypatch) -> None:

@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from runtime.common.data import DataError, load_split_arrays  # noqa: E402
+from runtime.common.data import load_split_arrays  # noqa: E402
 from runtime.common.layouts import to_channels_first, to_channels_last  # noqa: E402
 from runtime.interop import parity, weights  # noqa: E402
 
@@ -50,12 +50,9 @@ class HandLeNet5(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def fashion_mnist():
+def fashion_mnist(fashion_mnist_dir):
     """The official splits; the hand model trains on a few hundred images, as a person's quick check would."""
-    try:
-        return load_split_arrays(download=False)
-    except DataError as error:
-        pytest.skip(f"Fashion-MNIST not found: {str(error).splitlines()[0]}")
+    return load_split_arrays(fashion_mnist_dir, download=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +69,8 @@ def hand(fashion_mnist):
             F.nll_loss(torch.log(model(images[batch])), labels[batch]).backward()
             optimizer.step()
     with torch.no_grad():
-        assert (model(images).argmax(1) == labels).float().mean() > 0.7  # it learned
+        # it learned: measured 0.73 on its 512 training images (chance is 0.1)
+        assert (model(images).argmax(1) == labels).float().mean() > 0.7
     return model.eval()
 
 
@@ -92,6 +90,7 @@ def keras_forward(keras_model, images: torch.Tensor) -> np.ndarray:
     return np.asarray(keras_model(to_channels_last(images.numpy()), training=False))
 
 
+@pytest.mark.needs_data
 @torch.no_grad()
 def test_hand_written_state_dict_loads_strictly_and_gives_the_same_outputs(hand, images):
     generated = lenet5.build_torch_model().eval()
@@ -100,6 +99,7 @@ def test_hand_written_state_dict_loads_strictly_and_gives_the_same_outputs(hand,
     torch.testing.assert_close(generated(images), hand(images))
 
 
+@pytest.mark.needs_data
 @torch.no_grad()
 def test_hand_written_weights_through_the_transfer_give_the_same_keras_outputs(hand, images):
     keras_model = lenet5.build_keras_model()
@@ -107,6 +107,7 @@ def test_hand_written_weights_through_the_transfer_give_the_same_keras_outputs(h
     np.testing.assert_allclose(keras_forward(keras_model, images), hand(images).numpy(), rtol=0, atol=TOL)
 
 
+@pytest.mark.needs_data
 @torch.no_grad()
 def test_the_transfer_without_the_flatten_reorder_gives_other_outputs(hand, images, monkeypatch):
     monkeypatch.setattr(weights, "flattened_maps", lambda keras_model: {})
@@ -115,6 +116,7 @@ def test_the_transfer_without_the_flatten_reorder_gives_other_outputs(hand, imag
     assert np.abs(keras_forward(keras_model, images) - hand(images).numpy()).max() > 1000 * TOL
 
 
+@pytest.mark.needs_data
 @torch.no_grad()
 def test_keras_weights_come_back_into_the_hand_written_model(hand, images):
     keras_model = lenet5.build_keras_model()

@@ -68,6 +68,7 @@ def resume_for_one_more_epoch(command: list[str], run_dir, program: list[str]) -
     assert len(after) == len(before) + 1 and after[: len(before)] == before
 
 
+@pytest.mark.needs_data
 def test_ctrl_c_in_torch_training(tmp_path):
     import torch
 
@@ -80,6 +81,7 @@ def test_ctrl_c_in_torch_training(tmp_path):
     resume_for_one_more_epoch(resume[1:], run_dir, CLI)
 
 
+@pytest.mark.needs_data
 def test_ctrl_c_in_keras_training(tmp_path):
     import keras
 
@@ -91,6 +93,7 @@ def test_ctrl_c_in_keras_training(tmp_path):
     resume_for_one_more_epoch(resume[1:], run_dir, CLI)
 
 
+@pytest.mark.needs_data
 def test_ctrl_c_in_a_generated_training_script(tmp_path):
     run_dir = tmp_path / "torch"
     command = [sys.executable, "-m", "generated.mlp.train_torch", *LONG, "--run-dir", str(tmp_path)]

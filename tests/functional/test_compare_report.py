@@ -1,7 +1,6 @@
 """`fmnist-dsl compare --seeds`: a run pair per seed, and a report whose sections and figures agree with each other."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -10,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.common import data as fmnist
 from runtime.common.data import CLASS_NAMES
 from runtime.interop.comparison import welch
 from tests.conftest import REPO
 
-HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
-needs_data = pytest.mark.skipif(not HAS_DATA, reason="Fashion-MNIST is not on this machine")
 TINY = ["--epochs", "1", "--train-limit", "500"]
 
 
@@ -33,7 +29,7 @@ def report(tmp_path_factory) -> tuple[Path, dict, str]:
     return run_dir, json.loads((run_dir / "compare.json").read_text()), (run_dir / "compare.md").read_text()
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_each_seed_trains_both_frameworks_into_its_own_folder(report):
     run_dir, figures, _ = report
     for seed in (0, 1):
@@ -45,7 +41,7 @@ def test_each_seed_trains_both_frameworks_into_its_own_folder(report):
         assert (run_dir / name).stat().st_size > 0
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_agreement_figures_are_consistent(report):
     run_dir, figures, _ = report
     assert figures["test_images"] == 10000
@@ -57,7 +53,8 @@ def test_agreement_figures_are_consistent(report):
         # The official test set has 1,000 images of each class.
         assert np.sum(seed["disagreement_by_class"]) * 1000 == pytest.approx(table.sum())
         for framework, run in seed["runs"].items():
-            assert run["official_accuracy"] > 0.25  # one epoch on 500 images (measured 0.37-0.46); chance is 0.1
+            # One epoch on 500 images: measured 0.40 / 0.46 (seed 0, PyTorch / Keras), 0.45 / 0.37 (seed 1).
+            assert run["official_accuracy"] > 0.33, run["official_accuracy"]
             assert np.mean(run["per_class_accuracy"]) == pytest.approx(run["official_accuracy"])
             # mlp's recipe tests on the official images: the reloaded model gives back the run's own figure.
             recorded = json.loads((run_dir / f"seed-{seed['seed']}" / framework / "metrics.json").read_text())
@@ -68,7 +65,7 @@ def test_agreement_figures_are_consistent(report):
     )
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_seed_noise_is_welchs_t_on_the_per_seed_accuracies(report):
     _, figures, _ = report
     noise = figures["seed_noise"]
@@ -79,7 +76,7 @@ def test_seed_noise_is_welchs_t_on_the_per_seed_accuracies(report):
     assert noise["gap"] == pytest.approx(np.mean(per_seed["torch"]) - np.mean(per_seed["keras"]))
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_the_markdown_shows_every_section_with_the_json_figures(report):
     _, figures, text = report
     sections = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)

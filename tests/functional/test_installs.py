@@ -57,11 +57,12 @@ def test_simulated_absence_is_real(tmp_path):
             assert "simulated: not installed" in result.stderr
 
 
+@pytest.mark.needs_data
 def test_torch_extra_alone_trains_evaluates_and_exports_to_onnx(tmp_path):
     env, run = without(tmp_path, "keras"), tmp_path / "run"
     assert_ok(cli(env, "train", "specs/mlp.yaml", "--framework", "torch", "--run-dir", str(run), *TINY))
     metrics = json.loads((run / "torch" / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.2  # ten classes: chance is 0.1
+    assert metrics["test_accuracy"] > 0.35  # one epoch on 300 images: measured 0.40; chance is 0.1
     assert (run / "torch" / "curves.png").stat().st_size > 0  # plots come with the base install
     evaluated = cli(env, "evaluate", str(run))
     assert_ok(evaluated)
@@ -74,10 +75,12 @@ def test_torch_extra_alone_trains_evaluates_and_exports_to_onnx(tmp_path):
     assert_refused(cli(env, "train", "specs/mlp.yaml", "--framework", "both", *TINY), "train --framework both", "keras")
 
 
+@pytest.mark.needs_data
 def test_keras_extra_alone_trains_and_evaluates(tmp_path):
     env, run = without(tmp_path, "torch"), tmp_path / "run"
     assert_ok(cli(env, "train", "specs/mlp.yaml", "--framework", "keras", "--run-dir", str(run), *TINY))
-    assert json.loads((run / "keras" / "metrics.json").read_text())["test_accuracy"] > 0.2
+    accuracy = json.loads((run / "keras" / "metrics.json").read_text())["test_accuracy"]
+    assert accuracy > 0.25, accuracy  # one epoch on 300 images: measured 0.30; chance is 0.1
     evaluated = cli(env, "evaluate", str(run))
     assert_ok(evaluated)
     assert "keras: reloaded model" in evaluated.stdout

@@ -6,22 +6,10 @@ from pathlib import Path
 import pytest
 
 from compilers.project import build_packages, write_packages
-from runtime.common.data import DataError, load_split_arrays
 from tests.conftest import REPO
 
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
-
-
-def _have_data() -> bool:
-    try:
-        load_split_arrays(download=False)
-    except DataError:
-        return False
-    return True
-
-
-needs_data = pytest.mark.skipif(not _have_data(), reason="Fashion-MNIST is not on this machine")
 
 
 def with_parameters(notebook, **values) -> None:
@@ -36,7 +24,7 @@ def stdout_of(notebook) -> str:
     )
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_the_mlp_notebook_trains_both_frameworks_plots_and_checks_parity(tmp_path: Path) -> None:
     package_dir = write_packages(build_packages([REPO / "specs" / "mlp.yaml"], notebook=True), tmp_path / "out")[0]
     notebook = nbformat.read(package_dir / "notebook.ipynb", as_version=4)
@@ -50,7 +38,8 @@ def test_the_mlp_notebook_trains_both_frameworks_plots_and_checks_parity(tmp_pat
     for framework in ("torch", "keras"):
         metrics = json.loads((run_dir / framework / "metrics.json").read_text())
         assert len(json.loads((run_dir / framework / "history.json").read_text())) == 1
-        assert metrics["test_accuracy"] > 0.25  # one epoch on 500 images (measured 0.40); chance is 0.1
+        # One epoch on 500 images: measured 0.40 (PyTorch), 0.46 (Keras); chance is 0.1.
+        assert metrics["test_accuracy"] > 0.35, metrics["test_accuracy"]
         assert f"{framework}: test accuracy {metrics['test_accuracy']:.4f}" in printed
     assert "500 training, 6000 validation, 10000 test images" in printed  # the injected limit reached the data
     assert "fc1         Dense       (300,)               235,500     235,500     235,500" in printed

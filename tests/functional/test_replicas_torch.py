@@ -19,7 +19,6 @@ import torch  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState, PartialState  # noqa: E402
 
-from runtime.common import data as fmnist  # noqa: E402
 from runtime.common import replicas as replica_rules  # noqa: E402
 from runtime.common.rundir import read_json  # noqa: E402
 from runtime.torch import distributed, init, optim, training  # noqa: E402
@@ -148,10 +147,7 @@ def test_fit_under_an_outside_launcher_checks_its_world_size(package, tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
-HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
-
-
-@pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
+@pytest.mark.needs_data
 def test_torchrun_runs_the_generated_script_as_the_replicas_of_its_own_flag(tmp_path):
     """An outside launcher's 2 processes train what the script's own --replicas 2 trains, to the bit, and the first
     of them writes the one run folder."""

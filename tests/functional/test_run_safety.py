@@ -6,7 +6,6 @@ files that do run code when loaded the unsafe way (the test shows it) run nothin
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,11 +14,9 @@ from pathlib import Path
 import pytest
 
 from compilers import cli as fmnist_dsl
-from runtime.common import data as fmnist
 from tests.conftest import REPO
 
-HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
-pytestmark = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
+pytestmark = pytest.mark.needs_data
 TINY = ("--epochs", "1", "--train-limit", "300")
 HOLDER = """
 import sys, time

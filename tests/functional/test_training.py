@@ -1,7 +1,6 @@
 """Training: generated loops, run folders, resume, clear errors. Real-data cases train on 2,000 images."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +14,6 @@ from runtime.common import rules
 from tests.conftest import REPO as ROOT
 from tests.recipes import make_recipe
 
-HAS_DATA = bool(os.environ.get(fmnist.ENV_VAR)) or not fmnist._missing(fmnist.DEBIAN_DIR)
-needs_data = pytest.mark.skipif(
-    not HAS_DATA, reason=f"real Fashion-MNIST not found in {fmnist.DEBIAN_DIR} or ${fmnist.ENV_VAR}"
-)
 HISTORY_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"}
 
 
@@ -31,8 +26,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """The MLP spec trained for one epoch on 2,000 images in both frameworks."""
-    if not HAS_DATA:
-        pytest.skip("real Fashion-MNIST not available")
     run_dir = tmp_path_factory.mktemp("run") / "mlp"
     result = cli("train", "specs/mlp.yaml", "--epochs", "1", "--train-limit", "2000", "--run-dir", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -49,7 +42,7 @@ def carved_split_spec(folder: Path) -> Path:
     return spec
 
 
-@needs_data
+@pytest.mark.needs_data
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_both_frameworks_learn_and_leave_every_artifact(trained: Path, framework: str) -> None:
     folder = trained / framework
@@ -60,7 +53,8 @@ def test_both_frameworks_learn_and_leave_every_artifact(trained: Path, framework
     history = json.loads((folder / "history.json").read_text())
     assert len(history) == 1 and set(history[0]) == HISTORY_KEYS
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.6, metrics["test_accuracy"]  # chance is 0.1
+    # One epoch on 2,000 images: measured 0.70 (PyTorch) and 0.69 (Keras); chance is 0.1.
+    assert metrics["test_accuracy"] > 0.65, metrics["test_accuracy"]
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == 10_000
     assert [row["class"] for row in metrics["per_class"]] == list(fmnist.CLASS_NAMES)
@@ -70,7 +64,7 @@ def test_both_frameworks_learn_and_leave_every_artifact(trained: Path, framework
     assert framework in run["versions"] and json.loads((folder / "spec.json").read_text())["name"] == "mlp"
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_resume_continues_from_the_last_checkpoint(trained: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "mlp"
     shutil.copytree(trained, run_dir)
@@ -85,7 +79,7 @@ def test_resume_continues_from_the_last_checkpoint(trained: Path, tmp_path: Path
         assert history[0] == first[framework]  # epoch 1 was not trained again
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_evaluate_reloads_each_model_and_reproduces_its_test_accuracy(trained: Path, tmp_path: Path) -> None:
     result = cli("evaluate", str(trained))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -101,7 +95,7 @@ def test_evaluate_reloads_each_model_and_reproduces_its_test_accuracy(trained: P
     assert cli("evaluate", str(run_dir)).returncode == 1  # a run whose model does not give back its figures
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_evaluate_scores_a_carved_test_split_or_the_official_test_set(tmp_path: Path) -> None:
     run_dir = tmp_path / "mlp_adam"
     trained = cli(
@@ -124,10 +118,10 @@ def test_evaluate_scores_a_carved_test_split_or_the_official_test_set(tmp_path: 
     assert official.returncode == 0, official.stderr[-3000:]
     assert "on 10000 images of the official test set" in official.stdout
     accuracy = float(official.stdout.split("test accuracy ")[1].split()[0])
-    assert accuracy > 0.4  # one epoch on 2,000 images (measured 0.54); chance is 0.1
+    assert accuracy > 0.46, accuracy  # one epoch on 2,000 images: measured 0.51; chance is 0.1
 
 
-@needs_data
+@pytest.mark.needs_data
 def test_compare_trains_both_and_writes_the_side_by_side_report(tmp_path: Path) -> None:
     from tests.functional.test_clean_edges import ENV, assert_quiet
 
@@ -140,7 +134,8 @@ def test_compare_trains_both_and_writes_the_side_by_side_report(tmp_path: Path) 
     report = (run_dir / "compare.md").read_text()
     for framework in ("torch", "keras"):
         accuracy = json.loads((run_dir / framework / "metrics.json").read_text())["test_accuracy"]
-        assert accuracy > 0.5 and f"| {framework} | {accuracy:.4f} |" in report
+        assert accuracy > 0.52, accuracy  # one epoch on 1,000 images: measured 0.57 (PyTorch), 0.57 (Keras)
+        assert f"| {framework} | {accuracy:.4f} |" in report
     assert (run_dir / "compare.png").stat().st_size > 0
 
 

@@ -17,7 +17,6 @@ from runtime.common.layouts import to_channels_first
 
 NAMES = tuple(data.CHECKSUMS)
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = NAMES
-REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def idx_bytes(array: np.ndarray, magic: bytes | None = None) -> bytes:
@@ -192,6 +191,20 @@ def test_debian_dir_before_cache(tmp_path: Path, gz_files: dict) -> None:
     assert data.find_data_dir() == tmp_path / "debian"
 
 
+def test_local_data_dir_knows_every_place_and_downloads_nothing(
+    tmp_path: Path, gz_files: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the tests' needs_data marker asks: the download cache counts, a folder missing files does not."""
+    assert data.local_data_dir() is None
+    write_dir(data.cache_dir(), gz_files)
+    assert data.local_data_dir() == data.cache_dir()
+    write_dir(tmp_path / "debian", gz_files)
+    assert data.local_data_dir() == tmp_path / "debian"
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "nowhere"))  # an explicit choice never falls back
+    assert data.local_data_dir() is None
+    assert data.local_data_dir(tmp_path / "debian") == tmp_path / "debian"
+
+
 def test_cache_dir_honours_xdg(tmp_path: Path) -> None:
     assert data.cache_dir() == tmp_path / "xdg" / "fmnist-dsl" / "fashion-mnist"
 
@@ -328,9 +341,9 @@ def test_to_channels_first() -> None:
 # --- the real files ----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not REAL_DIR.is_dir(), reason="dataset-fashion-mnist is not installed")
-def test_real_fashion_mnist() -> None:
-    ds = data.load_split_arrays(REAL_DIR, download=False)
+@pytest.mark.needs_data
+def test_real_fashion_mnist(fashion_mnist_dir: Path) -> None:
+    ds = data.load_split_arrays(fashion_mnist_dir, download=False)
     assert ds.train_images.shape == (60000, 28, 28, 1) and ds.test_images.shape == (
         10000,
         28,

@@ -35,13 +35,18 @@ def holder(tmp_path):
     process.wait()
 
 
-def test_a_second_holder_is_refused_in_one_line_naming_the_first(tmp_path, holder):
-    with pytest.raises(runlock.RunLockedError) as refused, runlock.hold(tmp_path):
+def assert_second_holder_refused(run_dir, holder) -> None:
+    """The check of the first test: taking a lock another process holds raises one line naming that process."""
+    with pytest.raises(runlock.RunLockedError) as refused, runlock.hold(run_dir):
         pass
     message = str(refused.value)
     assert f"pid {holder.pid} on {socket.gethostname()}" in message and "--marker" in message
-    assert str(tmp_path) in message and "\n" not in message
+    assert str(run_dir) in message and "\n" not in message
     assert isinstance(refused.value, OSError)  # what the CLI prints as one line, exit 2
+
+
+def test_a_second_holder_is_refused_in_one_line_naming_the_first(tmp_path, holder):
+    assert_second_holder_refused(tmp_path, holder)
 
 
 def test_the_lock_dies_with_its_holder_and_is_taken_over(tmp_path, holder):
@@ -60,8 +65,8 @@ def test_the_same_process_can_take_it_again_after_releasing(tmp_path):
 
 def test_with_a_planted_bug_the_second_holder_gets_in_which_the_first_test_catches(tmp_path, holder, monkeypatch):
     monkeypatch.setattr(runlock.fcntl, "flock", lambda fd, how: None)  # the bug: a flock that locks nothing
-    with runlock.hold(tmp_path):
-        pass
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        assert_second_holder_refused(tmp_path, holder)
 
 
 def _no_flock(fd, how):
