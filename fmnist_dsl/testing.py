@@ -89,14 +89,20 @@ def check_gradients(package: ModuleType, tolerance: float = GRADIENT_TOL) -> Fig
 
 
 def check_trajectory(package: ModuleType, steps: int = TRAJECTORY_STEPS, tolerance: float = TRAJECTORY_TOL) -> Figure:
-    """A float64 training trajectory with the package's optimizer: the worse of the losses and the final weights."""
+    """A float64 training trajectory with the package's optimizer: the worse of the losses and the final weights,
+    naming the worst loss's step, or the worst weight and the first step after which it was over the tolerance."""
     from runtime.interop import parity
 
-    data = parity.random_data(tuple(package.INPUT_SHAPE))
-    losses, final_weights = parity.trajectory(package, package.RECIPE["optimizer"], data, steps)
-    loss = max((abs(t - k) / max(abs(t), 1e-12) for t, k in losses), default=0.0)
+    run = parity.trajectory(package, package.RECIPE["optimizer"], parity.random_data(tuple(package.INPUT_SHAPE)), steps)
+    loss, loss_step = run.worst_loss()
+    final = run.final_weights()
+    weight, label = _worst(final)
     name = f"{steps}-step trajectory, max relative difference"
-    return Figure(name, max(loss, final_weights), tolerance, "the losses" if loss >= final_weights else "the weights")
+    if loss >= weight:
+        return Figure(name, loss, tolerance, f"the loss at step {loss_step}")
+    first_over = run.first_over(tolerance)
+    when = f"first over the tolerance after step {first_over[label]}" if label in first_over else f"after step {steps}"
+    return Figure(name, weight, tolerance, f"{label}, {when}")
 
 
 def assert_parity(

@@ -67,8 +67,15 @@ def print_report(report: dict) -> None:
     for name, value in report["gradient_rel_diff"].items():
         print(_line(f"  {name}", value))
     print(f"  trajectory: {report['trajectory_steps']} steps of {report['optimizer']}")
-    print(_line("loss per step, max relative", report["loss_max_rel_diff"], targets["loss"]))
+    for offset, batch_norm in report["exact_zero_gradients"].items():
+        print(f"    {offset} trains with its exact gradient, 0: {batch_norm} cancels it")
+    loss_label = f"loss per step, max relative (step {report['loss_worst_step']})"
+    print(_line(loss_label, report["loss_max_rel_diff"], targets["loss"]))
     print(_line("final weights, max relative", report["final_weights_max_rel_diff"], targets["weights"]))
+    first_over = report["weights_first_over"]
+    for name, value in report["final_weights_rel_diff"].items():
+        over = f"  first over the target after step {first_over[name]}" if name in first_over else ""
+        print(_line(f"  {name}", value) + over)
     print("OK" if report["ok"] else "FAILED")
 
 

@@ -19,6 +19,9 @@ LOSS_TOL, WEIGHT_TOL = 1e-10, 1e-10
 TARGETS = {"forward": FORWARD_TOL, "train_forward": GRADIENT_TOL, "gradient": GRADIENT_TOL}
 TARGETS |= {"loss": LOSS_TOL, "weights": WEIGHT_TOL}
 SCALE_FLOOR = 1e-3
+# Keras layers that carry a per-channel constant through as a per-channel constant (Dropout: the checks turn it off).
+# A Dense without activation does too, and so does a Conv2D without activation and with valid padding.
+CONSTANT_KEEPING = ("MaxPooling2D", "Flatten", "Dropout")
 
 
 @dataclass
@@ -49,8 +52,12 @@ class ParityReport:
     gradient_max_rel_diff: float = 0.0
     gradient_rel_diff: dict[str, float] = field(default_factory=dict)
     trajectory_steps: int = 0
+    exact_zero_gradients: dict[str, str] = field(default_factory=dict)  # offset -> the BatchNorm cancelling it
     loss_max_rel_diff: float = 0.0
+    loss_worst_step: int = 0
     final_weights_max_rel_diff: float = 0.0
+    final_weights_rel_diff: dict[str, float] = field(default_factory=dict)
+    weights_first_over: dict[str, int] = field(default_factory=dict)  # the first step each weight missed its target
     final_losses: tuple[float, float] = (0.0, 0.0)
 
     def judge(self) -> "ParityReport":
@@ -285,37 +292,116 @@ def gradient_check(package, data: ParityData, batch: int = 64) -> dict[str, floa
     )
 
 
-def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: int = 32, seed: int = 0):
-    """Per-step loss relative differences and the final weights' largest relative difference, in float64."""
+@dataclass
+class Trajectory:
+    """A float64 training run of both models on the same batches: each step's losses and weights compared."""
+
+    losses: list[tuple[float, float]] = field(default_factory=list)  # (PyTorch, Keras), step 1 first
+    weight_diffs: dict[str, list[float]] = field(default_factory=dict)  # label -> relative difference after each step
+    exact_zero: dict[str, str] = field(default_factory=dict)  # cancelled_offsets: trained with their exact gradient 0
+
+    def worst_loss(self) -> tuple[float, int]:
+        """The largest `abs(t - k) / abs(t)` of a step's losses, and that step (0 when there is none)."""
+        diffs = [abs(t - k) / max(abs(t), 1e-12) for t, k in self.losses]
+        if not diffs:
+            return 0.0, 0
+        step = int(np.argmax(diffs))
+        return diffs[step], step + 1
+
+    def final_weights(self) -> dict[str, float]:
+        """Each weight's relative difference after the last step."""
+        return {label: diffs[-1] for label, diffs in self.weight_diffs.items() if diffs}
+
+    def first_over(self, tolerance: float) -> dict[str, int]:
+        """The first step after which each weight's relative difference exceeded `tolerance`, for those that did."""
+        return {
+            label: next(step for step, diff in enumerate(diffs, 1) if diff > tolerance)
+            for label, diffs in self.weight_diffs.items()
+            if max(diffs, default=0.0) > tolerance
+        }
+
+
+def cancelled_offsets(keras_model) -> dict[str, str]:
+    """Weight label -> the BatchNorm that cancels it: its true gradient in a training step is zero.
+
+    A per-channel offset (the bias of a Dense or Conv2D without activation, a BatchNorm's beta) that reaches a
+    BatchNorm as a per-channel constant, directly or through CONSTANT_KEEPING layers, a Dense without activation or a
+    valid Conv2D without activation: the BatchNorm subtracts the batch mean, offset included, so the training-mode
+    output does not depend on it. Its computed gradient is rounding noise in each framework.
+    """
     import keras
 
+    cancelled, pending = {}, []
+    for layer in keras_model.layers:
+        kind = layer.__class__.__name__
+        if kind == "BatchNormalization":
+            cancelled |= dict.fromkeys(pending, layer.name)
+            pending = [f"{layer.name}.beta"] if layer.center else []
+        elif kind in ("Dense", "Conv2D") and layer.activation is keras.activations.linear:
+            keeps = kind == "Dense" or layer.padding == "valid"  # same padding: border outputs see fewer inputs
+            pending = (pending if keeps else []) + ([f"{layer.name}.bias"] if layer.use_bias else [])
+        elif kind not in CONSTANT_KEEPING:
+            pending = []
+    return cancelled
+
+
+def paired_weight_diffs(pairs) -> dict[str, float]:
+    """The relative difference of every paired weight's current values."""
+    import keras
+
+    return rel_diffs({p.label: (weights.torch_array(p), keras.ops.convert_to_numpy(p.keras_variable)) for p in pairs})
+
+
+def float64_optimizers(torch_model, keras_model, optimizer: dict):
+    """The optimizer `optimizer` describes, for each of two float64 models."""
     from runtime.keras import optim as keras_optim
     from runtime.torch import optim as torch_optim
 
-    torch_model, keras_model = build_pair(package, "float64")
-    set_dropout_off(torch_model, keras_model)
     torch_opt = torch_optim.from_config(torch_model.parameters(), optimizer)
     with keras_precision("float64"):  # the learning rate variable takes floatx
         keras_opt = keras_optim.from_config(optimizer)
         keras_opt.build(keras_model.trainable_variables)
+    return torch_opt, keras_opt
+
+
+def paired_step(output: str, models, optimizers, zeroed, images, labels) -> tuple[float, float]:
+    """One optimizer step of each model on one batch, the gradients of the `zeroed` pairs set to 0; both losses."""
+    import keras
+
+    (torch_model, keras_model), (torch_opt, keras_opt) = models, optimizers
+    _, torch_value = torch_step_grads(torch_model, output, images, labels)
+    for pair in zeroed:
+        pair.torch_tensor.grad.zero_()
+    torch_opt.step()
+    _, keras_value, grads = keras_step_grads(keras_model, output, images, labels)
+    zeroed_ids = {id(pair.keras_variable) for pair in zeroed}
+    variables = keras_model.trainable_variables
+    grads = [keras.ops.zeros_like(g) if id(v) in zeroed_ids else g for g, v in zip(grads, variables, strict=True)]
+    keras_opt.apply_gradients(zip(grads, variables, strict=True))
+    return torch_value, keras_value
+
+
+def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: int = 32, seed: int = 0) -> Trajectory:
+    """`steps` optimizer steps of both float64 models on the same batches, dropout off, compared after every step.
+
+    The offsets a BatchNorm cancels take their exact gradient, zero, in both models: their computed gradients are
+    rounding noise, which Adam turns into steps of up to the learning rate, different in each framework.
+    """
+    models = build_pair(package, "float64")
+    set_dropout_off(*models)
+    optimizers = float64_optimizers(*models, optimizer)
+    pairs = weights.tensor_pairs(*models)
+    run = Trajectory(exact_zero=cancelled_offsets(models[1]))
+    zeroed = [pair for pair in pairs if pair.label in run.exact_zero]
     rng = np.random.default_rng(seed)
-    losses = []
     with float64_honoured():
         for _ in range(steps):
             index = rng.choice(len(data.train_labels), batch, replace=False)
             images, labels = data.train_images[index].astype(np.float64), data.train_labels[index]
-            _, torch_value = torch_step_grads(torch_model, package.OUTPUT, images, labels)
-            torch_opt.step()
-            _, keras_value, grads = keras_step_grads(keras_model, package.OUTPUT, images, labels)
-            keras_opt.apply_gradients(zip(grads, keras_model.trainable_variables, strict=True))
-            losses.append((torch_value, keras_value))
-    final = rel_diffs(
-        {
-            p.label: (weights.torch_array(p), keras.ops.convert_to_numpy(p.keras_variable))
-            for p in weights.tensor_pairs(torch_model, keras_model)
-        }
-    )
-    return losses, max(final.values(), default=0.0)
+            run.losses.append(paired_step(package.OUTPUT, models, optimizers, zeroed, images, labels))
+            for label, diff in paired_weight_diffs(pairs).items():
+                run.weight_diffs.setdefault(label, []).append(diff)
+    return run
 
 
 def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=(), steps: int = 100):
@@ -338,7 +424,11 @@ def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=
     report.gradient_rel_diff = gradient_check(package, data)
     report.gradient_max_rel_diff = max(report.gradient_rel_diff.values(), default=0.0)
     if steps:
-        losses, report.final_weights_max_rel_diff = trajectory(package, optimizer, data, steps)
-        report.loss_max_rel_diff = max(abs(t - k) / max(abs(t), 1e-12) for t, k in losses)
-        report.final_losses = losses[-1]
+        run = trajectory(package, optimizer, data, steps)
+        report.exact_zero_gradients = run.exact_zero
+        report.loss_max_rel_diff, report.loss_worst_step = run.worst_loss()
+        report.final_weights_rel_diff = run.final_weights()
+        report.final_weights_max_rel_diff = max(report.final_weights_rel_diff.values(), default=0.0)
+        report.weights_first_over = run.first_over(report.targets["weights"])
+        report.final_losses = run.losses[-1]
     return report.judge()

@@ -55,9 +55,9 @@ def gradients(package, data) -> float:
 
 
 def trajectory(package, optimizer: dict, data, steps: int) -> dict:
-    losses, final = parity.trajectory(package, optimizer, data, steps=steps, batch=16)
-    loss = max(abs(t - k) / abs(t) for t, k in losses)
-    assert loss <= parity.LOSS_TOL and final <= parity.WEIGHT_TOL, (loss, final)
+    run = parity.trajectory(package, optimizer, data, steps=steps, batch=16)
+    loss, final = run.worst_loss()[0], max(run.final_weights().values(), default=0.0)
+    assert loss <= parity.LOSS_TOL and final <= parity.WEIGHT_TOL, (loss, run.final_weights())
     return {"loss": loss, "weights": final}
 
 
@@ -116,7 +116,7 @@ def planted_figures(package, data) -> dict[str, float]:
     torch_model, keras_model = parity.build_pair(package)
     forward, _ = parity.forward_diffs(torch_model, keras_model, data.test_images[:32], [])
     gradient = max(parity.gradient_check(package, data).values())
-    _, final = parity.trajectory(package, ADAM, data, steps=5, batch=16)
+    final = max(parity.trajectory(package, ADAM, data, steps=5, batch=16).final_weights().values())
     return {"forward": forward, "gradient": gradient, "weights": final}
 
 

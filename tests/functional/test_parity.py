@@ -14,12 +14,14 @@ import torch  # noqa: E402  -- before Keras, see runtime/common/frameworks.py
 # isort: split
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
+import yaml  # noqa: E402
+from hypothesis import event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from compilers.project import build_and_import  # noqa: E402
+from fmnist_dsl import testing  # noqa: E402
 from fmnist_dsl.strategies import architectures, build_architecture  # noqa: E402
-from runtime.interop import parity  # noqa: E402
+from runtime.interop import parity, weights  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.recipes import full_optimizer  # noqa: E402
 
@@ -114,10 +116,10 @@ def test_short_trajectory_over_random_architectures(spec, nesterov, tmp_path_fac
     package = build_architecture(spec, tmp_path_factory.mktemp("traj"))
     optimizer = full_optimizer({"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": nesterov})
     data = parity.random_data(tuple(spec["input"]), count=64)
-    losses, final = parity.trajectory(package, optimizer, data, steps=5, batch=16)
+    run = parity.trajectory(package, optimizer, data, steps=5, batch=16)
     tolerance = GELU_FLOAT64_TOL if _uses_gelu(spec) else 1e-9
-    assert max(abs(t - k) / abs(t) for t, k in losses) <= tolerance
-    assert final <= tolerance
+    assert run.worst_loss()[0] <= tolerance
+    assert max(run.final_weights().values(), default=0.0) <= tolerance
 
 
 @pytest.mark.parametrize(
@@ -133,10 +135,169 @@ def test_float64_trajectory_with_batchnorm_and_dropout(optimizer, torch_seed, tm
     torch.manual_seed(torch_seed)
     package = build_architecture(SMALL, tmp_path_factory.mktemp("small"))
     data = parity.random_data((10, 10, 1), count=128)
-    losses, final = parity.trajectory(package, full_optimizer(optimizer), data, steps=20)
-    assert losses[-1][0] < losses[0][0]  # it trained, so the comparison is of moving weights
-    assert max(abs(t - k) / abs(t) for t, k in losses) <= 1e-9
-    assert final <= 1e-9
+    run = parity.trajectory(package, full_optimizer(optimizer), data, steps=20)
+    assert run.losses[-1][0] < run.losses[0][0]  # it trained, so the comparison is of moving weights
+    assert run.worst_loss()[0] <= 1e-9
+    assert max(run.final_weights().values()) <= 1e-9
+
+
+# Per-channel offsets reaching a BatchNorm as per-channel constants: through MaxPool, a valid linear Conv2D, Flatten,
+# linear Dense layers, Dropout (off in the checks), or as a BatchNorm's beta. A same-padded Conv2D or an activation
+# does not carry one; the offsets added after them still count.
+CHAIN = {
+    "name": "chain",
+    "input": [8, 8, 1],
+    "layers": [
+        {"Conv2D": {"filters": 2, "kernel_size": 3, "padding": "same"}},
+        {"MaxPool": {"pool_size": 2, "padding": "same"}},
+        {"Conv2D": {"filters": 2, "kernel_size": 2}},
+        {"BatchNorm": {}},
+        {"Conv2D": {"filters": 2, "kernel_size": 2, "padding": "same"}},
+        {"BatchNorm": {}},
+        {"Conv2D": {"filters": 2, "kernel_size": 2, "activation": "relu"}},
+        {"BatchNorm": {}},
+        {"Flatten": {}},
+        {"Dense": {"units": 4}},
+        {"Dropout": {"rate": 0.5}},
+        {"Dense": {"units": 4}},
+        {"BatchNorm": {}},
+        {"BatchNorm": {}},
+        {"Dense": {"units": 10, "activation": "softmax"}},
+    ],
+}
+CHAIN_CANCELLED = {
+    "conv1.bias": "bn1",
+    "conv2.bias": "bn1",
+    "conv3.bias": "bn2",
+    "bn3.beta": "bn4",
+    "fc1.bias": "bn4",
+    "fc2.bias": "bn4",
+    "bn4.beta": "bn5",
+}
+NOISE = 1e-10  # a float64 gradient this small against the largest one is zero up to rounding
+
+
+def float64_gradients(package, data: parity.ParityData) -> dict[str, float]:
+    """Each trainable weight's largest |gradient| on one batch of 32, dropout off, in PyTorch in float64."""
+    torch_model, keras_model = parity.build_pair(package, "float64")
+    parity.set_dropout_off(torch_model, keras_model)
+    images, labels = data.train_images[:32].astype(np.float64), data.train_labels[:32]
+    parity.torch_step_grads(torch_model, package.OUTPUT, images, labels)
+    return {
+        p.label: float(p.torch_tensor.grad.abs().max())
+        for p in weights.tensor_pairs(torch_model, keras_model)
+        if p.torch_tensor.grad is not None
+    }
+
+
+def test_cancelled_offsets_are_exactly_the_weights_with_a_zero_gradient(tmp_path):
+    package = build_architecture(CHAIN, tmp_path)
+    assert parity.cancelled_offsets(package.build_keras_model()) == CHAIN_CANCELLED
+    gradients = float64_gradients(package, parity.random_data((8, 8, 1), count=32))
+    scale = max(gradients.values())
+    assert {label for label, value in gradients.items() if value <= NOISE * scale} == set(CHAIN_CANCELLED), gradients
+
+
+ACTIVATIONS = st.sampled_from(["relu", "none", "tanh", "none"])
+PLAIN = {"MaxPool": {"padding": "same"}, "Dropout": {"rate": 0.5}, "Activation": {"name": "relu"}, "BatchNorm": {}}
+
+
+def _offset_layer(draw, kinds: list[str]) -> dict:
+    kind = draw(st.sampled_from(kinds))
+    if kind == "Conv2D":
+        args = {"filters": 2, "kernel_size": 2, "padding": draw(st.sampled_from(["same", "valid"]))}
+    elif kind == "Dense":
+        args = {"units": 4}
+    else:
+        return {kind: PLAIN[kind]}
+    return {kind: args | {"activation": draw(ACTIVATIONS), "use_bias": draw(st.booleans())}}
+
+
+@st.composite
+def offset_chains(draw) -> dict:
+    """Specs whose layers may carry an offset into a BatchNorm or not: linear or not, valid or same, biased or not."""
+    feature_map = ["Conv2D", "Conv2D", "MaxPool", "BatchNorm", "BatchNorm", "Dropout", "Activation"]
+    flat = ["Dense", "Dense", "BatchNorm", "BatchNorm", "Dropout"]
+    layers = [_offset_layer(draw, feature_map) for _ in range(draw(st.integers(1, 3)))]
+    layers += [{"Flatten": {}}, *(_offset_layer(draw, flat) for _ in range(draw(st.integers(1, 3))))]
+    return {
+        "name": "offsets",
+        "input": [12, 12, 1],
+        "layers": [*layers, {"Dense": {"units": 10, "activation": "softmax"}}],
+    }
+
+
+@settings(max_examples=15, deadline=None)
+@given(spec=offset_chains(), seed=st.integers(0, 2**16))
+def test_every_cancelled_offset_has_a_gradient_of_rounding_noise(spec, seed, tmp_path_factory):
+    package = build_architecture(spec, tmp_path_factory.mktemp("offsets"))
+    cancelled = parity.cancelled_offsets(package.build_keras_model())
+    event(f"{len(cancelled)} cancelled")
+    gradients = float64_gradients(package, parity.random_data((12, 12, 1), count=32, seed=seed))
+    scale = max(gradients.values())
+    assert all(gradients[label] <= NOISE * scale for label in cancelled), (cancelled, gradients)
+
+
+BIAS_BEFORE_BATCHNORM = Path(__file__).parent / "specs" / "bias_before_batchnorm.yaml"
+NOISY = ("conv1.bias", "bn1.moving_mean")  # the moving mean averages the batch means, the bias included
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"name": "adam", "learning_rate": 0.001}, {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9}],
+    ids=["adam", "sgd-momentum"],
+)
+def test_a_bias_before_batchnorm_trains_alike(optimizer, tmp_path):
+    package = build_and_import(BIAS_BEFORE_BATCHNORM, tmp_path)
+    run = parity.trajectory(package, full_optimizer(optimizer), parity.random_data((28, 28, 1), count=128), steps=20)
+    assert run.exact_zero == {"conv1.bias": "bn1"}
+    assert run.worst_loss()[0] <= parity.LOSS_TOL
+    assert max(run.final_weights().values()) <= parity.WEIGHT_TOL, run.final_weights()
+
+
+def test_on_its_computed_gradient_adam_moves_only_that_bias_and_its_batchnorm_mean_apart(tmp_path, monkeypatch):
+    package = build_and_import(BIAS_BEFORE_BATCHNORM, tmp_path)
+    monkeypatch.setattr(parity, "cancelled_offsets", lambda _model: {})  # the computed gradient, rounding noise
+    run = parity.trajectory(package, package.RECIPE["optimizer"], parity.random_data((28, 28, 1), count=128), steps=20)
+    final = run.final_weights()
+    assert final["conv1.bias"] > 1e3 * parity.WEIGHT_TOL, final
+    assert all(value <= parity.WEIGHT_TOL for label, value in final.items() if label not in NOISY), final
+    assert run.worst_loss()[0] <= parity.LOSS_TOL  # the bias does not change the training-mode output
+
+
+def test_a_planted_bug_in_a_bias_that_matters_is_named_with_its_step(tmp_path, monkeypatch):
+    spec = yaml.safe_load(BIAS_BEFORE_BATCHNORM.read_text())
+    spec["layers"][0]["Conv2D"]["activation"] = "relu"  # the bias now moves the output: it is trained as computed
+    spec["training"]["optimizer"] = {"name": "sgd", "learning_rate": 0.05}
+    package = build_architecture(spec, tmp_path)
+    assert testing.check_trajectory(package, steps=5).ok
+    build_torch_model = package.build_torch_model
+
+    def planted():
+        model = build_torch_model()
+        model.conv1.bias.register_hook(lambda grad: 1.01 * grad)  # PyTorch's gradient of that bias 1% too large
+        return model
+
+    monkeypatch.setattr(package, "build_torch_model", planted)
+    figure = testing.check_trajectory(package, steps=5)
+    assert not figure.ok and figure.worst == "conv1.bias, first over the tolerance after step 1", str(figure)
+
+
+@pytest.mark.parametrize(
+    "bug,worst",
+    [
+        ("batchnorm momentum flipped (1 - m)", "bn1.moving_variance, first over the tolerance after step 1"),
+        ("Keras's own Adam", "fc1.kernel, first over the tolerance after step 1"),
+    ],
+)
+def test_planted_bugs_still_fail_the_trajectory_of_a_bias_before_batchnorm(bug, worst, tmp_path):
+    from tests.functional.backend_probe import PLANTED  # the planted bugs test_backends.py checks on every backend
+
+    package = build_and_import(BIAS_BEFORE_BATCHNORM, tmp_path)
+    plant, _ = PLANTED[bug]
+    with plant(package):
+        figure = testing.check_trajectory(package, steps=5)
+    assert not figure.ok and figure.worst == worst, str(figure)
 
 
 def test_per_layer_figures_locate_a_difference(tmp_path):
@@ -172,6 +333,19 @@ def test_cli_without_real_data_says_so():
     report = _run_cli("specs/mlp.yaml", "--no-real-data", "--steps", "3")
     assert report["real_data"] is False and report["forward_real_max_abs_diff"] is None
     assert report["data"].startswith("random images") and report["ok"] is True
+
+
+def test_cli_passes_a_bias_before_batchnorm_and_would_name_a_weight_with_its_step(capsys):
+    from runtime.commands.parity import print_report
+
+    report = _run_cli(str(BIAS_BEFORE_BATCHNORM.relative_to(REPO)), "--no-real-data", "--steps", "20")
+    assert report["ok"] is True and report["exact_zero_gradients"] == {"conv1.bias": "bn1"}
+    assert report["final_weights_rel_diff"]["conv1.bias"] == 0.0 and not report["weights_first_over"]
+    report["final_weights_rel_diff"]["fc1.kernel"] = report["final_weights_max_rel_diff"] = 2e-9
+    report["weights_first_over"], report["ok"] = {"fc1.kernel": 7}, False
+    print_report(report)
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert "fc1.kernel 2.000e-09 first over the target after step 7" in lines and lines[-1] == "FAILED", lines
 
 
 @pytest.mark.parametrize("source,to", [("torch", "keras"), ("torch", "onnx"), ("keras", "torch")])

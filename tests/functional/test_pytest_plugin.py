@@ -16,6 +16,7 @@ layers:
   - Dense: {units: 10, activation: softmax}
 """
 BROKEN = SPEC.replace("name: tiny_bn", "name: broken").replace("kernel_size: 3", "kernel_size: 30")
+BIAS_BEFORE_BATCHNORM = Path(__file__).parent / "specs" / "bias_before_batchnorm.yaml"  # valid: its models are equal
 PYTEST_INI = "[pytest]\nfmnist_parity_trajectory_steps = 5\n"
 CHECKS = ("build", "shapes", "forward", "gradients", "trajectory")
 
@@ -27,13 +28,23 @@ def run_pytest(project: Path, *paths: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """One spec with its committed generated package, a pytest.ini and a YAML file that is not a spec."""
+    """Two specs with their committed generated packages, a pytest.ini and a YAML file that is not a spec."""
     project = tmp_path_factory.mktemp("user-project")
     (project / "pytest.ini").write_text(PYTEST_INI)
     (project / "specs").mkdir()
     (project / "specs" / "model.yaml").write_text(SPEC)
+    (project / "specs" / "bias.yaml").write_text(BIAS_BEFORE_BATCHNORM.read_text())
     (project / "specs" / "settings.yaml").write_text("layers_of_paint: 3\nname: not a spec\n")
-    build = [sys.executable, "-m", "compilers.cli", "build", "specs/model.yaml", "--out", "generated"]
+    build = [
+        sys.executable,
+        "-m",
+        "compilers.cli",
+        "build",
+        "specs/model.yaml",
+        "specs/bias.yaml",
+        "--out",
+        "generated",
+    ]
     subprocess.run(build, cwd=project, check=True, capture_output=True)
     return project
 
@@ -48,15 +59,20 @@ def outcomes(result: subprocess.CompletedProcess) -> dict[str, str]:
     return found
 
 
-def test_every_item_passes_then_an_edited_epsilon_fails_build_and_forward(project: Path):
+def _edit(path: Path, old: str, new: str) -> None:
+    edited = path.read_text().replace(old, new)
+    assert edited != path.read_text()
+    path.write_text(edited)
+
+
+def test_every_item_passes_then_edited_batchnorms_fail_naming_where(project: Path):
     result = run_pytest(project, "specs")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert outcomes(result) == {f"specs/model.yaml::{check}": "PASSED" for check in CHECKS}  # settings.yaml skipped
+    expected = {f"specs/{spec}::{check}": "PASSED" for spec in ("model.yaml", "bias.yaml") for check in CHECKS}
+    assert outcomes(result) == expected  # settings.yaml skipped; bias.yaml's Adam trains a bias BatchNorm cancels
 
-    torch_model = project / "generated" / "tiny_bn" / "torch_model.py"
-    edited = torch_model.read_text().replace("eps=0.001", "eps=1e-05")
-    assert edited != torch_model.read_text()
-    torch_model.write_text(edited)
+    _edit(project / "generated" / "tiny_bn" / "torch_model.py", "eps=0.001", "eps=1e-05")
+    _edit(project / "generated" / "bias_before_batchnorm" / "torch_model.py", "momentum=0.01", "momentum=0.02")
     result = run_pytest(project, "specs")
     assert result.returncode == 1
     found = outcomes(result)
@@ -64,6 +80,8 @@ def test_every_item_passes_then_an_edited_epsilon_fails_build_and_forward(projec
     assert found["specs/model.yaml::shapes"] == "PASSED"
     assert "torch_model.py" in result.stdout and "eval forward, max absolute difference" in result.stdout
     assert "tolerance of 1.0e-05" in result.stdout and "worst: from layer bn1" in result.stdout
+    assert found["specs/bias.yaml::trajectory"] == "FAILED" and found["specs/bias.yaml::forward"] == "PASSED", found
+    assert "(worst: bn1.moving_mean, first over the tolerance after step 1): FAILED" in result.stdout
 
 
 def test_a_broken_spec_is_one_failing_item_with_its_location(tmp_path: Path):
