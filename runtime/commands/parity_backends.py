@@ -49,10 +49,8 @@ def _cell(report: dict, figure: str, target: str) -> str:
 def table(reports: dict[str, dict]) -> str:
     """One row per figure, one column per backend; each cell the figure, its verdict and its target."""
     first = next(iter(reports.values()))
-    lines = [f"parity of {first['spec']!r} on every Keras backend (data: {first['data']})"]
-    lines.append(
-        "float32 figures' dots and convolutions: " + ", ".join(f"{b} {r['precision_ran']}" for b, r in reports.items())
-    )
+    dots = ", ".join(f"{backend} {report['precision_ran']}" for backend, report in reports.items())
+    lines = [f"parity of {first['spec']!r} on every Keras backend (data: {first['data']}; float32 dots: {dots})"]
     lines.append(f"{'':50}" + "".join(f"{name:>24}" for name in reports))
     for label, figure, target in ROWS:
         lines.append(f"{label:50}" + "".join(f"{_cell(r, figure, target):>24}" for r in reports.values()))

@@ -23,7 +23,8 @@ def first_device() -> str:
 def tf32_available() -> bool:
     """See runtime.keras.backends.tf32_available: jax's first device, a CUDA GPU of compute capability >= 8.0."""
     device = jax.devices()[0]
-    return device.platform == "gpu" and float(getattr(device, "compute_capability", 0) or 0) >= 8.0
+    capability = str(getattr(device, "compute_capability", ""))  # "9.0" on CUDA; ROCm names an architecture
+    return device.platform == "gpu" and capability.replace(".", "", 1).isdigit() and float(capability) >= 8.0
 
 
 @contextmanager
