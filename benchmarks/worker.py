@@ -15,13 +15,16 @@ from pathlib import Path
 from types import ModuleType
 
 from benchmarks.baselines import split_indices
+from dsl.targets import PRECISIONS
 from runtime.common.recipe import Recipe
 from runtime.common.rundir import peak_rss_mb, read_json, write_json
 from runtime.keras import backends
 
 # The generated loop's flags per variant: generated-xla is Keras's opt-in XLA step (--jit-compile on),
-# generated-bf16 the recipe's layers computed in bfloat16 (--precision bf16).
-GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"], "generated-bf16": ["--precision", "bf16"]}
+# generated-P the generated loop in precision P (--precision P: tf32, bf16, fp16); the others compute in float32.
+PRECISION_LOOPS = {f"generated-{precision}": precision for precision in PRECISIONS if precision != "float32"}
+GENERATED_FLAGS = {"generated": [], "generated-xla": ["--jit-compile", "on"]}
+GENERATED_FLAGS |= {loop: ["--precision", precision] for loop, precision in PRECISION_LOOPS.items()}
 LOOPS = ("baseline", *GENERATED_FLAGS)
 # The Keras loop on each of its backends, a framework of its own here; "keras" is the TensorFlow backend.
 KERAS_BACKENDS = {"keras": "tensorflow", "keras-jax": "jax", "keras-torch": "torch"}
@@ -60,10 +63,12 @@ def generated_loop(script: ModuleType, args: argparse.Namespace, recipe: Recipe)
         run_dir = Path(folder) / framework
         history = read_json(run_dir / "history.json")
         metrics = read_json(run_dir / "metrics.json")
+        precision_ran = read_json(run_dir / "run.json")["precision_ran"]
     return {
         "epoch_seconds": [row["seconds"] for row in history],
         "train_samples": len(split_indices(recipe, train_limit)[0]),
         "test_accuracy": metrics["test_accuracy"],
+        "precision_ran": precision_ran,  # float32 where tf32 met a device without TF32
     }
 
 
@@ -109,7 +114,7 @@ def measure(args: argparse.Namespace) -> dict:
     device = _torch_device() if args.framework == "torch" else {"device": backends.first_device(), "gpu": None}
     meta = {"loop": args.loop, "framework": args.framework, "model": args.model, "batch_size": recipe.batch_size}
     backend = backends.current() if args.framework in KERAS_BACKENDS else None  # the one Keras ran on
-    meta |= {"backend": backend, "precision": "bf16" if args.loop == "generated-bf16" else "float32"}
+    meta |= {"backend": backend, "precision": PRECISION_LOOPS.get(args.loop, "float32")}
     meta |= {"seed": recipe.seed}
     return meta | result | device | {"peak_rss_mb": peak_rss_mb()}
 

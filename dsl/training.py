@@ -96,6 +96,7 @@ class Training(_Section):
     augmentation: Augmentation = Augmentation()
     # Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    # Weights, optimizer state and BatchNorm statistics stay float32 in every precision; a 16-bit one computes the
-    # layers in that type, the output layer and the loss in float32; fp16 scales the loss dynamically, bf16 not.
+    # Weights, optimizer state and BatchNorm statistics stay float32 in every precision. float32 computes dots and
+    # convolutions in IEEE float32, tf32 in TF32 where the device has it (float32 elsewhere); a 16-bit one computes
+    # the layers in that type, the output layer and the loss in float32; fp16 scales the loss dynamically, bf16 not.
     precision: Literal[PRECISIONS] = "float32"

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from compilers.commands import add_keras_backend_flag
+from dsl.targets import PARITY_PRECISIONS
 
 
 def register(subparsers) -> None:
@@ -12,6 +13,12 @@ def register(subparsers) -> None:
     parity.add_argument("--steps", type=int, default=100, help="optimizer steps of the float64 trajectory")
     parity.add_argument("--data-dir", type=Path, default=None, help="folder with the Fashion-MNIST files")
     parity.add_argument("--no-real-data", action="store_true", help="use random images only")
+    parity.add_argument(
+        "--precision",
+        choices=PARITY_PRECISIONS,
+        default="float32",
+        help="the float32 figures' dots and convolutions in IEEE float32 (default) or TF32, with TF32's targets",
+    )
     add_keras_backend_flag(parity, every=True)
     export = subparsers.add_parser("export", help="a trained run's model as the other framework's model, or ONNX")
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder with model.pt or model.keras")

@@ -72,7 +72,8 @@ def _seed_figures(package, folder: Path, images: np.ndarray, labels: np.ndarray)
 def _parity(package, data_dir: str | None) -> dict:
     from runtime.commands.parity import measure
 
-    report = measure(argparse.Namespace(no_real_data=False, data_dir=data_dir, steps=PARITY_STEPS), package)
+    args = argparse.Namespace(no_real_data=False, data_dir=data_dir, steps=PARITY_STEPS, precision="float32")
+    report = measure(args, package)
     keys = ("ok", "data", "forward_max_abs_diff", "train_forward_max_rel_diff", "gradient_max_rel_diff")
     keys += ("trajectory_steps", "loss_max_rel_diff", "final_weights_max_rel_diff")
     return {key: report[key] for key in keys} | {

@@ -35,11 +35,21 @@ def measure(args, package) -> dict:
     optimizer = package.RECIPE["optimizer"]
     data, why_random = load_data(args, package.INPUT_SHAPE)
     pairs = [(row.name, row.output_attr) for row in package.LAYERS]
-    report = parity.check(package, optimizer, data, pairs, steps=args.steps).to_dict()
+    report = parity.check(package, optimizer, data, pairs, steps=args.steps, precision=args.precision).to_dict()
     report["spec"] = package.NAME
     report["optimizer"] = optimizer
     report["data"] = "Fashion-MNIST" if data else f"random images and labels: {why_random}"
     return report
+
+
+DOTS = {"float32": "IEEE float32", "tf32": "TF32"}
+
+
+def _fallback(report: dict) -> str:
+    """The note when tf32 was asked for and Keras's device has no TF32."""
+    if report["precision"] == report["precision_ran"]:
+        return ""
+    return f" (--precision {report['precision']}: no TF32 on Keras's device; judged by {report['precision']}'s targets)"
 
 
 def _line(label: str, value, target: float | None = None) -> str:
@@ -51,6 +61,7 @@ def print_report(report: dict) -> None:
     """The human-readable report, each figure against the target the report was judged by."""
     targets = report["targets"]
     print(f"parity of {report['spec']!r} on Keras's {report['keras_backend']} backend (data: {report['data']})")
+    print(f"  float32 figures: dots and convolutions in {DOTS[report['precision_ran']]}{_fallback(report)}")
     print(_line("eval forward, random input (float32)", report["forward_random_max_abs_diff"], targets["forward"]))
     if report["forward_real_max_abs_diff"] is not None:
         print(

@@ -25,6 +25,7 @@ ROWS = (
 
 def _argv(args, backend: str) -> list[str]:
     argv = [sys.executable, "-m", "compilers.cli", "parity", str(args.spec), "--json", "--steps", str(args.steps)]
+    argv += ["--precision", args.precision]
     argv += ["--keras-backend", backend] + (["--no-real-data"] if args.no_real_data else [])
     return argv + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
 
@@ -49,7 +50,8 @@ def _cell(report: dict, figure: str, target: str) -> str:
 def table(reports: dict[str, dict]) -> str:
     """One row per figure, one column per backend; each cell the figure, its verdict and its target."""
     first = next(iter(reports.values()))
-    lines = [f"parity of {first['spec']!r} on every Keras backend (data: {first['data']})"]
+    dots = ", ".join(f"{backend} {report['precision_ran']}" for backend, report in reports.items())
+    lines = [f"parity of {first['spec']!r} on every Keras backend (data: {first['data']}; float32 dots: {dots})"]
     lines.append(f"{'':50}" + "".join(f"{name:>24}" for name in reports))
     for label, figure, target in ROWS:
         lines.append(f"{label:50}" + "".join(f"{_cell(r, figure, target):>24}" for r in reports.values()))

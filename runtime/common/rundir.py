@@ -109,11 +109,14 @@ def epoch_record(epoch: int, train: tuple[float, float], val: tuple[float, float
     }
 
 
-def run_info(framework: str, recipe: Recipe, device: str, versions: dict[str, str], **extra: Any) -> dict:
-    """run.json: what it takes to reproduce the run."""
+def run_info(
+    framework: str, recipe: Recipe, device: str, versions: dict[str, str], precision_ran: str, **extra: Any
+) -> dict:
+    """run.json: what it takes to reproduce the run; `precision_ran` the precision that computed, which is float32
+    where the recipe's tf32 met a device without TF32 (runtime.common.precision.ran)."""
     versions = {"python": platform.python_version(), "numpy": np.__version__, **versions}
     info = {"framework": framework, "seed": recipe.seed, "device": device, "versions": versions}
-    return info | {"recipe": asdict(recipe)} | extra
+    return info | {"recipe": asdict(recipe), "precision_ran": precision_ran} | extra
 
 
 def copy_spec(spec_file: Path | None, run_dir: Path) -> None:

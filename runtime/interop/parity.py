@@ -1,7 +1,9 @@
 """Numerical parity of a generated package's PyTorch and Keras models: forward, gradients, a trajectory.
 
 Call `runtime.common.frameworks.guard_triton()` and import torch before Keras in the calling process.
-PyTorch's freshly drawn weights are copied into Keras, so both sides start from the same point.
+PyTorch's freshly drawn weights are copied into Keras, so both sides start from the same point. The float32 figures
+compute their dots and convolutions in IEEE float32 in both frameworks, or in TF32 where Keras's device has it when
+asked for `tf32` (`computing_in`); PyTorch's side runs on the CPU, which has no TF32.
 """
 
 from contextlib import contextmanager
@@ -9,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from dsl.targets import PARITY_PRECISIONS
 from runtime.common.layouts import FeatureMap, flat_to_keras_order, to_channels_first, to_channels_last
 from runtime.interop import weights
 from runtime.keras import backends
@@ -18,6 +21,15 @@ FORWARD_TOL, GRADIENT_TOL = 1e-5, 1e-4
 LOSS_TOL, WEIGHT_TOL = 1e-10, 1e-10
 TARGETS = {"forward": FORWARD_TOL, "train_forward": GRADIENT_TOL, "gradient": GRADIENT_TOL}
 TARGETS |= {"loss": LOSS_TOL, "weights": WEIGHT_TOL}
+# In tf32 the float32 figures' dots and convolutions round their inputs to TF32's 11 significant bits (unit roundoff
+# u = 2^-11); the float64 figures keep their targets, as TF32 is for float32 only. The bounds in u: docs/parity.md.
+TF32_UNIT_ROUNDOFF = 2.0**-11
+TF32_FORWARD_U, TF32_TRAIN_FORWARD_U = 8, 16
+TF32_TARGETS = {
+    "forward": TF32_FORWARD_U * TF32_UNIT_ROUNDOFF,
+    "train_forward": TF32_TRAIN_FORWARD_U * TF32_UNIT_ROUNDOFF,
+}
+TARGETS_IN = dict(zip(PARITY_PRECISIONS, (TARGETS, TARGETS | TF32_TARGETS), strict=True))
 SCALE_FLOOR = 1e-3
 # Keras layers that carry a per-channel constant through as a per-channel constant (Dropout: the checks turn it off).
 # A Dense without activation does too, and so does a Conv2D without activation and with valid padding.
@@ -40,6 +52,8 @@ class ParityReport:
 
     ok: bool = False
     keras_backend: str = ""
+    precision: str = "float32"  # PARITY_PRECISIONS: how the float32 figures' dots were asked to compute
+    precision_ran: str = "float32"  # how they did: float32 where Keras's device has no TF32
     targets: dict[str, float] = field(default_factory=lambda: dict(TARGETS))
     real_data: bool = False
     forward_max_abs_diff: float = 0.0
@@ -140,6 +154,21 @@ def float64_honoured():
         )
     with backends.honour_float64():
         yield
+
+
+@contextmanager
+def computing_in(precision: str):
+    """Both frameworks computing float32 dots and convolutions as `precision` (PARITY_PRECISIONS or a recipe's)
+    says on their devices here, PyTorch's the CPU; their settings put back on leaving. Yields the precision that
+    runs on Keras's device and, when that is not the one asked for, the line saying so."""
+    from runtime.keras import precision as keras_precision
+    from runtime.torch import precision as torch_precision
+
+    torch_ran, _ = torch_precision.ran(precision, "cpu")
+    keras_ran, notice = keras_precision.ran(precision)
+    # Keras's own on its torch backend: the two settings are then PyTorch's one, and Keras's device is the GPU.
+    with torch_precision.float32_dots(torch_ran), keras_precision.float32_dots(keras_ran):
+        yield keras_ran, notice
 
 
 def seeded_torch_model(package, dtype: str = "float32", seed: int = 0):
@@ -404,11 +433,25 @@ def trajectory(package, optimizer: dict, data: ParityData, steps: int, batch: in
     return run
 
 
-def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=(), steps: int = 100):
-    """All parity checks of one generated package; `layer_pairs` are (keras_name, torch_attr) per DSL layer."""
+def check(
+    package, optimizer: dict, data: ParityData | None = None, layer_pairs=(), steps: int = 100, precision="float32"
+):
+    """All parity checks of one generated package; `layer_pairs` are (keras_name, torch_attr) per DSL layer.
+
+    `precision` (PARITY_PRECISIONS): the float32 figures' dots in IEEE float32, or in TF32 where Keras's device has
+    it, judged by that precision's targets (TARGETS_IN); the report says which ran.
+    """
+    with computing_in(precision) as (ran, _):
+        report = ParityReport(keras_backend=backends.current(), precision=precision, precision_ran=ran)
+        report.targets = dict(TARGETS_IN[precision])
+        return _measure(report, package, optimizer, data, layer_pairs, steps).judge()
+
+
+def _measure(report: ParityReport, package, optimizer: dict, data: ParityData | None, layer_pairs, steps: int):
+    """check's figures into `report`."""
     data = data or random_data(tuple(package.INPUT_SHAPE))
+    report.real_data, report.trajectory_steps = data.real, steps
     torch_model, keras_model = build_pair(package)
-    report = ParityReport(keras_backend=backends.current(), real_data=data.real, trajectory_steps=steps)
     noise = random_data(tuple(package.INPUT_SHAPE), count=64, seed=1).test_images
     report.forward_random_max_abs_diff, report.layer_max_abs_diff = forward_diffs(
         torch_model, keras_model, noise, list(layer_pairs)
@@ -431,4 +474,4 @@ def check(package, optimizer: dict, data: ParityData | None = None, layer_pairs=
         report.final_weights_max_rel_diff = max(report.final_weights_rel_diff.values(), default=0.0)
         report.weights_first_over = run.first_over(report.targets["weights"])
         report.final_losses = run.losses[-1]
-    return report.judge()
+    return report

@@ -21,6 +21,7 @@ from runtime.common.data import Splits, batch_order
 from runtime.common.recipe import Recipe, augment
 from runtime.common.resume import check_resumable
 from runtime.keras import backends, distributed
+from runtime.keras import precision as keras_precision
 
 
 def steps_per_execution() -> int:
@@ -276,7 +277,8 @@ def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, sp
     The run folder is locked for the whole run (runtime.common.runlock); --resume continues only the same model and
     recipe. A model built in runtime.keras.distributed.scope trains on that many replicas, each global batch split
     into equal parts, BatchNorm over the global batch. On a TensorFlow cluster (TF_CONFIG) every process runs this;
-    the chief writes the run folder, the others return {}.
+    the chief writes the run folder, the others return {}. Float32 dots and convolutions compute in TF32 under tf32
+    on a device that has it, in IEEE float32 otherwise (runtime.keras.precision); run.json records what ran.
     """
     run_dir = rundir.prepare_run_dir(Path(run_dir))
     if not distributed.is_chief():
@@ -306,25 +308,30 @@ def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume
             state, history, best_weights = _resume(model, run_dir, len(watched))
         extra = [RestoreState(watched, state["callbacks"], best_weights)]
     rundir.copy_spec(spec_file, out_dir)
+    precision, notice = keras_precision.ran(recipe.precision)
+    if notice and writer:
+        print(f"keras: {notice}", file=sys.stderr, flush=True)
     backend = keras.backend.backend()
     versions = {"keras": keras.__version__, backend: backends.backend_version()}
-    info = rundir.run_info("keras", recipe, backends.first_device(), versions, backend=backend)
+    info = rundir.run_info("keras", recipe, backends.first_device(), versions, precision, backend=backend)
     rundir.write_json(out_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
     recorder = Recorder(out_dir, history, state["best"], watched, quiet=not writer)
-    if not state["stopped"] and state["epoch"] < recipe.epochs:
-        model.fit(
-            **fit_inputs(data),
-            epochs=recipe.epochs,
-            initial_epoch=state["epoch"],
-            validation_data=(splits.x_val, splits.y_val) if has_val else None,
-            validation_batch_size=EVAL_BATCH,
-            # The recorder last: it saves the rules' updated state.
-            callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
-            verbose=1 if sys.stderr.isatty() and writer else 0,
-        )
-    _save_model(model, out_dir / "model.keras")
-    test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
-    predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
+    # Every step traced or run from here computes its float32 dots as `precision` says (jax writes it into the ops).
+    with keras_precision.float32_dots(precision):
+        if not state["stopped"] and state["epoch"] < recipe.epochs:
+            model.fit(
+                **fit_inputs(data),
+                epochs=recipe.epochs,
+                initial_epoch=state["epoch"],
+                validation_data=(splits.x_val, splits.y_val) if has_val else None,
+                validation_batch_size=EVAL_BATCH,
+                # The recorder last: it saves the rules' updated state.
+                callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
+                verbose=1 if sys.stderr.isatty() and writer else 0,
+            )
+        _save_model(model, out_dir / "model.keras")
+        test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+        predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
     if not writer:
         return {}
     rundir.write_json(

@@ -6,6 +6,7 @@ Every epoch leaves model.pt (last), best.pt, checkpoint.pt (for --resume) and hi
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from runtime.common import replicas as replica_rules
 from runtime.common.constants import EVAL_BATCH
 from runtime.common.data import Splits, batch_order
 from runtime.common.layouts import to_channels_first
+from runtime.common.precision import SIXTEEN_BIT
 from runtime.common.precision import check as check_precision
 from runtime.common.recipe import Recipe, augment
 from runtime.common.resume import check_resumable
@@ -153,14 +155,16 @@ def fit(
     Started by an outside launcher (torchrun, accelerate launch: WORLD_SIZE set), this process is one replica of
     the launcher's; the first of them writes the run folder, the others return {}.
     In bf16 or fp16 (recipe.precision) the layers compute under autocast, `output_layer` (the package's LAYERS row
-    of the last layer) and the loss in float32 (runtime.torch.precision).
+    of the last layer) and the loss in float32 (runtime.torch.precision). Float32 dots and convolutions compute in
+    TF32 under tf32 on a device that has it, in IEEE float32 otherwise, for the run (runtime.torch.precision); run.json
+    records the precision that ran.
     """
     if replica_rules.launched() == 1:
         distributed.check(replicas, recipe.batch_size)
     else:  # started by torchrun or the like: its count, not this machine's cores, is what to check
         replica_rules.check_launcher(replicas, recipe.batch_size)
     check_precision(recipe.precision, *torch_precision.runnable())
-    if recipe.precision != "float32" and output_layer is not None:
+    if recipe.precision in SIXTEEN_BIT and output_layer is not None:
         torch_precision.keep_output_float32(model, output_layer)
     run_dir = rundir.prepare_run_dir(Path(run_dir))
     # Under an outside launcher each process runs this; the first holds the lock for all, as the command's parent does.
@@ -184,6 +188,18 @@ def _load_trained(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_
 def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, progress, cuda_graphs):
     """fit's run, in a run folder it holds."""
     accelerator = Accelerator(mixed_precision=torch_precision.ACCELERATE[recipe.precision])
+    precision, notice = torch_precision.ran(recipe.precision, accelerator.device)
+    if notice and accelerator.is_main_process:
+        print(f"torch: {notice}", file=sys.stderr, flush=True)
+    # After accelerate's set-up, which may set PyTorch's TF32 switches itself (under torch.compile).
+    with torch_precision.float32_dots(precision):
+        options = (spec_file, resume, progress, cuda_graphs)
+        return _train(model, optimizer, loss_fn, splits, recipe, run_dir, accelerator, precision, *options)
+
+
+def _train(model, optimizer, loss_fn, splits, recipe, run_dir, accelerator, precision, *options):
+    """_fit's training, evaluation and files, with the accelerator made and `precision` the one that computes."""
+    spec_file, resume, progress, cuda_graphs = options
     writer = accelerator.is_main_process  # one writer of the run folder among the replicas
     if accelerator.num_processes > 1:
         model = distributed.global_batchnorm(model)
@@ -196,7 +212,7 @@ def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, 
     train, val, test = (_Data(x, y, accelerator.device) for x, y in _arrays(splits))
     use_graph = cuda_graphs and graphs_possible(accelerator)  # one process, so a full batch is recipe.batch_size
     step = TrainStep(model, optimizer, loss_fn, accelerator, recipe.batch_size, use_graph)
-    info = rundir.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__})
+    info = rundir.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__}, precision)
     if writer:
         rundir.copy_spec(spec_file, run_dir)
         rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})

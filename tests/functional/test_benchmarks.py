@@ -21,6 +21,7 @@ LOOPS = {("torch", "baseline"), ("torch", "generated"), ("keras", "baseline"), (
 LOOPS |= {("keras", "generated-xla")}
 RECIPE = make_recipe(validation_split=0.1, seed=0)
 BUILD = {"specs": 7, "seconds": 0.5, "frameworks_imported": []}
+BENCH_RAN = ("float32 (float32)", "tf32 (float32)", "bf16 (bf16)")  # the GPU check's precisions that run on a CPU
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +159,28 @@ def test_gpu_line_measures_the_generated_mlp_against_the_target(gpu, median_s: f
     baseline = row | {"loop": "baseline", "median_s": 0.1}  # a faster baseline row must not be the one read
     assert report.gpu_line([baseline, row | {"batch_size": 32}]).endswith(expected)
     assert report.gpu_line([row | {"batch_size": 32, "gpu": "H", "median_s": 0.61}]).endswith("not met.")
+
+
+@pytest.mark.needs_data
+def test_the_gpu_check_runs_in_its_smoke_mode_on_this_cpu() -> None:
+    """`python -m benchmarks.gpu --smoke` on Keras's jax backend (as on a GPU machine without TensorFlow): one table
+    with parity in float32 and tf32, the generated loops in every precision (fp16 refused here), `best` per framework.
+    On this CPU tf32 computes in float32, and the rows say so."""
+    command = [sys.executable, "-m", "benchmarks.gpu", "--smoke", "--keras-backends", "jax"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert table[0] == "| check | model | framework | precision (ran) | figures | verdict |"
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[1:]]
+    found = {(row[0], row[2], row[3]): row[5] for row in rows}
+    assert found == {
+        ("parity", "keras/jax", "float32 (float32)"): "ok",
+        ("parity", "keras/jax", "tf32 (float32)"): "ok",
+        **{("bench", framework, precision): "-" for framework in ("torch", "keras-jax") for precision in BENCH_RAN},
+        ("bench", "torch", "fp16"): "not run",
+        ("bench", "keras-jax", "fp16"): "not run",
+        ("best", "torch", "float32"): "not reached",
+        ("best", "keras-jax", "float32"): "not reached",
+    }
+    refusals = [row[4] for row in rows if row[5] == "not run"]
+    assert all("precision fp16: the CPU cannot run it" in refusal for refusal in refusals), refusals

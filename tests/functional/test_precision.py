@@ -134,7 +134,7 @@ def test_fp16_on_this_cpu_exits_2_with_one_line(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "train_torch.py: precision fp16: the CPU cannot run it; this machine can run float32, bf16"
+        "train_torch.py: precision fp16: the CPU cannot run it; this machine can run float32, tf32, bf16"
     ]
     assert not run_dir.exists()
 
@@ -151,6 +151,6 @@ def test_train_refuses_fp16_on_this_cpu_in_one_line_before_making_a_run_folder(t
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "fmnist-dsl: precision fp16: the CPU cannot run it; this machine can run float32, bf16"
+        "fmnist-dsl: precision fp16: the CPU cannot run it; this machine can run float32, tf32, bf16"
     ]
     assert not run_dir.exists()

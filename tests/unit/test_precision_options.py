@@ -7,7 +7,7 @@ from runtime.common import precision
 from runtime.common.recipe import Recipe, parse_options
 from tests.recipes import SMALLEST_SPEC, make_recipe
 
-CPU = (("float32", "bf16"), "the CPU")
+CPU = (("float32", "tf32", "bf16"), "the CPU")
 
 
 def test_the_spec_says_float32_unless_told():
@@ -46,17 +46,31 @@ def test_a_precision_the_device_cannot_run_exits_2_in_one_line(capsys, argv):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
-        "precision fp16: the CPU cannot run it; this machine can run float32, bf16"
+        "precision fp16: the CPU cannot run it; this machine can run float32, tf32, bf16"
     )
     assert parse_options(["--precision", "bf16"], recipe, "runs/x", runnable=CPU).recipe.precision == "bf16"
 
 
 def test_check_raises_for_library_callers():
     precision.check("bf16", *CPU)
-    with pytest.raises(precision.PrecisionError, match="can run float32, bf16"):
+    with pytest.raises(precision.PrecisionError, match="can run float32, tf32, bf16"):
         precision.check("fp16", *CPU)
 
 
 def test_a_run_folder_from_before_the_field_reads_as_float32():
     values = {k: v for k, v in make_recipe().__dict__.items() if k != "precision"}
     assert Recipe.from_dict(values).precision == "float32"
+
+
+def test_tf32_without_tf32_computes_in_float32_and_says_so_in_one_line():
+    assert precision.ran("tf32", True, "NVIDIA H200") == ("tf32", None)
+    assert precision.ran("float32", True, "NVIDIA H200") == ("float32", None)
+    assert precision.ran("bf16", False, "the CPU") == ("bf16", None)
+    ran, line = precision.ran("tf32", False, "the CPU")
+    assert ran == "float32"
+    assert line == "precision tf32: the CPU has no TF32, so dots and convolutions compute in IEEE float32"
+
+
+def test_tf32_is_a_spec_precision_and_runs_on_this_cpu():
+    assert parse_spec(SMALLEST_SPEC + "  precision: tf32\n").training.precision == "tf32"
+    assert parse_options(["--precision", "tf32"], make_recipe(), "runs/x", runnable=CPU).recipe.precision == "tf32"

@@ -90,6 +90,19 @@ def first_device() -> str:
     return _module().first_device()
 
 
+def tf32_available() -> bool:
+    """Whether the device Keras computes on here has TF32: an NVIDIA GPU of compute capability 8.0 or later."""
+    return _module().tf32_available()
+
+
+def float32_dots(tf32: bool):
+    """A context in which this backend computes float32 dots (matrix products) and convolutions in TF32 if `tf32`,
+    in IEEE float32 if not; its settings are put back on leaving. On a GPU each backend has its own default (XLA and
+    TensorFlow: TF32; PyTorch: TF32 convolutions only), so runtime.common.precision's one meaning sets it always.
+    """
+    return _module().float32_dots(tf32)
+
+
 def float64_enabled() -> bool:
     """Whether this backend can compute in float64 at all (jax: only if JAX_ENABLE_X64 was set before its import)."""
     return _module().float64_enabled()

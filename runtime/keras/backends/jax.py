@@ -7,6 +7,7 @@ each small op is slow. So a model's Python attributes (a Dropout's rate) count a
 """
 
 import weakref
+from contextlib import contextmanager
 
 import jax
 
@@ -17,6 +18,27 @@ def first_device() -> str:
     """See runtime.keras.backends.first_device."""
     device = jax.devices()[0]
     return f"{device.platform}:{device.id}"
+
+
+def tf32_available() -> bool:
+    """See runtime.keras.backends.tf32_available: jax's first device, a CUDA GPU of compute capability >= 8.0."""
+    device = jax.devices()[0]
+    capability = str(getattr(device, "compute_capability", ""))  # "9.0" on CUDA; ROCm names an architecture
+    return device.platform == "gpu" and capability.replace(".", "", 1).isdigit() and float(capability) >= 8.0
+
+
+@contextmanager
+def float32_dots(tf32: bool):
+    """See runtime.keras.backends.float32_dots: jax's default precision of dots and convolutions, which it writes into
+    each op as it traces (so a train step compiled inside holds it). HIGHEST is IEEE float32; DEFAULT leaves XLA its
+    own choice, TF32 on an Ampere or later GPU. The process-wide setting, not the thread-local context, so that
+    whatever thread Keras traces in sees it."""
+    before = jax.config.jax_default_matmul_precision
+    jax.config.update("jax_default_matmul_precision", "default" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_default_matmul_precision", before)
 
 
 def float64_enabled() -> bool:

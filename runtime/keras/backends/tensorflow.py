@@ -2,6 +2,7 @@
 device, and the strategy of a TensorFlow cluster."""
 
 import math
+from contextlib import contextmanager
 
 import tensorflow as tf
 
@@ -26,6 +27,23 @@ def float64_patches() -> list:
 def first_device() -> str:
     """See runtime.keras.backends.first_device."""
     return "gpu:0" if tf.config.list_physical_devices("GPU") else "cpu:0"
+
+
+def tf32_available() -> bool:
+    """See runtime.keras.backends.tf32_available: TensorFlow's first GPU, of compute capability >= 8.0."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return bool(gpus) and tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0)) >= (8, 0)
+
+
+@contextmanager
+def float32_dots(tf32: bool):
+    """See runtime.keras.backends.float32_dots: TensorFlow's process-wide TF32 switch (on by default)."""
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
 def float64_enabled() -> bool:

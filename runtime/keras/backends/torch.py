@@ -6,6 +6,8 @@ On this backend a Keras variable's `.value` is a torch Parameter, so torch.autog
 
 import torch
 
+from runtime.torch import precision as torch_precision
+
 
 def float64_patches() -> list:
     """PyTorch's float64 CPU convolution cannot take the weight gradient of a one-filter kernel in the channels-last
@@ -19,6 +21,16 @@ def float64_patches() -> list:
 def first_device() -> str:
     """See runtime.keras.backends.first_device. Keras's torch backend has no keras.distribution."""
     return "cuda:0" if torch.cuda.is_available() else "cpu:0"
+
+
+def tf32_available() -> bool:
+    """See runtime.keras.backends.tf32_available: Keras's torch device, as PyTorch's own loop decides it."""
+    return torch_precision.tf32_available(first_device())
+
+
+def float32_dots(tf32: bool):
+    """See runtime.keras.backends.float32_dots: PyTorch's own settings (runtime.torch.precision.float32_dots)."""
+    return torch_precision.float32_dots("tf32" if tf32 else "float32")
 
 
 def float64_enabled() -> bool:
