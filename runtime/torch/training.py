@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
 from runtime.common import interrupt, rules, rundir, runlock
@@ -185,9 +186,23 @@ def _load_trained(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_
         optimizer.load_state_dict(checkpoint["optimizer"])
 
 
+def _accelerator(precision: str) -> Accelerator:
+    """An Accelerator computing in `precision` (runtime.common.precision's meaning).
+
+    accelerate keeps one state per process and refuses another precision once it is set, so a second run in one
+    process (a notebook's next cell, a test session) in another precision would fail: a state an earlier run left in
+    one process is cleared first. Among replicas the state belongs to their process group, and one precision is kept.
+    """
+    mixed = torch_precision.ACCELERATE[precision]
+    left = AcceleratorState._shared_state.get("_mixed_precision")  # noqa: SLF001  -- accelerate exposes no reader
+    if left not in (None, mixed) and not torch.distributed.is_initialized():
+        AcceleratorState._reset_state()  # noqa: SLF001
+    return Accelerator(mixed_precision=mixed)
+
+
 def _fit(model, optimizer, loss_fn, splits, recipe, run_dir, spec_file, resume, progress, cuda_graphs):
     """fit's run, in a run folder it holds."""
-    accelerator = Accelerator(mixed_precision=torch_precision.ACCELERATE[recipe.precision])
+    accelerator = _accelerator(recipe.precision)
     precision, notice = torch_precision.ran(recipe.precision, accelerator.device)
     if notice and accelerator.is_main_process:
         print(f"torch: {notice}", file=sys.stderr, flush=True)

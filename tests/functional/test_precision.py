@@ -126,6 +126,21 @@ def test_torch_bf16_run_learns_with_float32_weights(packages, tmp_path):
     assert rundir.read_json(tmp_path / "run.json")["recipe"]["precision"] == "bf16"
 
 
+def test_one_process_trains_in_one_precision_then_another(packages, tmp_path):
+    """A notebook's next cell, or a test session: accelerate's process-wide state from a bf16 run does not refuse a
+    float32 run after it, nor the other way round."""
+    rng = np.random.default_rng(0)
+    splits = Splits(*(rng.random((64, 28, 28, 1), dtype=np.float32), np.arange(64) % 10) * 3)
+    package = packages["mlp"]
+    for run, precision in enumerate(("bf16", "float32", "bf16")):
+        model = package.build_torch_model()
+        recipe = make_recipe(epochs=1, batch_size=32, precision=precision)
+        optimizer = torch_optim.from_config(model.parameters(), recipe.optimizer)
+        run_dir = tmp_path / str(run)
+        torch_training.fit(model, optimizer, loss_function(package.OUTPUT), splits, recipe, run_dir, progress=False)
+        assert rundir.read_json(run_dir / "run.json")["recipe"]["precision"] == precision
+
+
 def test_fp16_on_this_cpu_exits_2_with_one_line(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("fp16 runs on a CUDA device")
