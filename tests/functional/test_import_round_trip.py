@@ -103,3 +103,31 @@ def test_weights_of_another_model_are_refused(tmp_path):
 def _saved(package, tmp_path):
     package.build_keras_model().save(tmp_path / "model.keras")
     return tmp_path / "model.keras"
+
+
+PADDED = """name: padded
+input: [28, 28, 1]
+layers:
+  - Conv2D: {filters: 4, kernel_size: 3, strides: 2, padding: same, activation: relu}
+  - MaxPool: {pool_size: 3, strides: 2, padding: same}
+  - Conv2D: {filters: 4, kernel_size: 4, padding: same}
+  - BatchNorm: {momentum: 0.8}
+  - Flatten: {}
+  - BatchNorm: {}
+  - Dense: {units: 10}
+  - Activation: {name: softmax}
+"""
+
+
+def test_explicit_pads_and_a_batchnorm_after_flatten_round_trip(tmp_path):
+    """TensorFlow's asymmetric `same` (PyTorch's explicit ZeroPad2d and -inf ConstantPad2d before the layer) reads
+    back as `same`, and a BatchNorm between Flatten and Dense keeps PyTorch's flat order in its entries."""
+    spec_path = tmp_path / "padded.yaml"
+    spec_path.write_text(PADDED)
+    package = build_and_import(spec_path, tmp_path / "package")
+    torch_model, keras_model = trained_like_models(package)
+    torch.save(torch_model.state_dict(), tmp_path / "weights.pt")
+    source = tmp_path / "package" / "padded" / "torch_model.py"
+    imported = torch_module.read(source, "Padded", tmp_path / "weights.pt")
+    assert said(imported, "padded", keep_initializers=False) == normalised(load_spec(spec_path), False)
+    assert_same_weights(package, imported, torch_model, keras_model)
