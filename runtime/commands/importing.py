@@ -25,6 +25,8 @@ TRAINING_DIFFERS = "training differs"  # the label of a training meaning of the 
 def _reader(args) -> tuple[str, callable]:
     """The source's kind and the function that reads it."""
     source = args.source
+    if args.weights is not None and ".py:" not in source:
+        raise ImportRefused(f"--weights {args.weights}: a .keras file holds its weights; --weights is for file.py:NAME")
     if source.endswith(".keras"):
         from runtime.interop.importing import keras_file
 

@@ -135,7 +135,7 @@ def test_torch_weights_that_do_not_fit(tmp_path):
         torch_module.read(TORCH_MODELS, "LeNet5", tmp_path / "other.pt")
 
 
-@pytest.mark.parametrize("broken", ["not a model", "truncated", "pickle"])
+@pytest.mark.parametrize("broken", ["not a model", "truncated", "pickle", "weights beside a .keras"])
 def test_bad_files_exit_2_in_one_line_writing_nothing(broken, tmp_path):
     if broken == "not a model":
         (tmp_path / "notes.keras").write_text("just text\n")
@@ -145,6 +145,9 @@ def test_bad_files_exit_2_in_one_line_writing_nothing(broken, tmp_path):
         data = (tmp_path / "model.keras").read_bytes()
         (tmp_path / "model.keras").write_bytes(data[: len(data) // 2])
         argv = ["model.keras"]
+    elif broken == "weights beside a .keras":
+        keras_models.mlp().save(tmp_path / "model.keras")
+        argv = ["model.keras", "--weights", "model.keras"]
     else:  # a weights file holding an object: weights_only refuses to build it
         torch.save({"conv1.weight": Path("x")}, tmp_path / "evil.pt")
         argv = [f"{TORCH_MODELS}:LeNet5", "--weights", "evil.pt"]
