@@ -11,6 +11,7 @@ SOURCES = """SOURCE is one of
   file.py:NAME         a PyTorch nn.Module subclass (no-argument constructor) or module instance NAME of file.py,
                        with --weights STATE_DICT.pt (loaded with weights_only=True); this RUNS file.py, as
                        `python file.py` or `torchrun file.py` would: import only files you trust
+  model.onnx           an ONNX graph of the same layers, read as data
 Writes OUT/NAME.yaml and the run folder OUT/runs/NAME/{torch,keras}/ (as `fmnist-dsl train` leaves a finished run),
 then prints the layer table and how the source and both generated models agree on the official test images."""
 
@@ -18,11 +19,11 @@ then prints the layer table and how the source and both generated models agree o
 def register(subparsers) -> None:
     importing = subparsers.add_parser(
         "import",
-        help="read a Keras or PyTorch model: its spec, and its twins in both frameworks with its weights",
+        help="read a Keras, PyTorch or ONNX model: its spec, and its twins in both frameworks with its weights",
         description=SOURCES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    importing.add_argument("source", metavar="SOURCE", help="model.keras or file.py:NAME")
+    importing.add_argument("source", metavar="SOURCE", help="model.keras, file.py:NAME or model.onnx")
     importing.add_argument("--weights", type=Path, help="a PyTorch state_dict (.pt) for a file.py:NAME source")
     importing.add_argument("--name", help="the spec's name (default: from the source, lowercased)")
     importing.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")

@@ -36,9 +36,15 @@ def _reader(args) -> tuple[str, callable]:
         from runtime.interop.importing import torch_module
 
         return name, lambda: torch_module.read(Path(file), name, args.weights)
-    if source.endswith((".onnx", ".pt2")):
+    if source.endswith(".onnx"):
+        from runtime.interop.importing import onnx_file
+
+        return Path(source).stem, lambda: onnx_file.read(Path(source))
+    if source.endswith(".pt2"):
         raise ImportRefused(f"{source}: reading {Path(source).suffix} files is not implemented yet")
-    raise ImportRefused(f"{source}: not a model source; give model.keras or file.py:NAME (see fmnist-dsl import -h)")
+    raise ImportRefused(
+        f"{source}: not a model source; give model.keras, file.py:NAME or model.onnx (see fmnist-dsl import -h)"
+    )
 
 
 def spec_name(stem: str) -> str:

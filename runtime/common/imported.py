@@ -114,3 +114,34 @@ def dense_or_conv(kind: str, where: str, activation_name: str = "none", **argume
     """A Dense or Conv2D with the DSL's default initialisers unless the source names its own."""
     values = {"activation": activation_name, "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
     return ImportedLayer(kind, values | arguments, where)
+
+
+class LayerChain:
+    """The state of reading a chain of ops: the DSL layers so far, a pending explicit pad, the flattened map."""
+
+    def __init__(self):
+        self.layers, self.changes = [], []
+        self.pad = None  # (top, bottom, left, right, fill value, (height, width) before the pad, where)
+        self.flattened = None  # (height, width, channels) of the map a flatten made, until the next Dense
+        self.last_module = None  # the name of the last Dense or Conv2D, for an activation named `<name>_act`
+
+    def add(self, layer: ImportedLayer) -> None:
+        if self.pad is not None:
+            raise refuse(self.pad[-1], "an explicit pad not followed by a convolution or pooling: not in the DSL yet")
+        self.layers.append(layer)
+
+    def named_padding(self, where: str, padding: str) -> str:
+        """A window's own `valid` or `same`; after an explicit pad it is not the DSL's."""
+        if self.pad is not None:
+            raise refuse(where, f"padding={padding!r} after an explicit pad is not in the DSL")
+        return padding
+
+    def window_padding(self, where: str, sizes, kernel, stride, pads: tuple[int, int, int, int], fill: float) -> str:
+        """`valid` or `same` for a window's own (top, bottom, left, right) pads plus any explicit pad before it."""
+        if self.pad is not None:
+            *before, value, sizes, _ = self.pad
+            self.pad = None
+            if value != fill:
+                raise refuse(where, f"a pad filled with {value} before it; the DSL pads this layer with {fill}")
+            pads = tuple(a + b for a, b in zip(pads, before))
+        return padding_meaning(sizes, kernel, stride, pads, where)

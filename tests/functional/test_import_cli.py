@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from runtime.common.imported import ImportRefused
-from runtime.interop.importing import keras_file, torch_module
+from runtime.interop.importing import keras_file, onnx_file, torch_module
 from tests.conftest import REPO
 from tests.functional.import_sources import keras_models
 
@@ -127,6 +127,21 @@ def test_keras_functional_chain_reads_and_a_residual_is_refused(tmp_path):
     keras.Model(inputs, keras.layers.Flatten()(summed)).save(tmp_path / "residual.keras")
     with pytest.raises(ImportRefused, match=r"layer 'add\w*' \(index 2, Add\): its inputs .* a model with branches"):
         keras_file.read(tmp_path / "residual.keras")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("CeilPool", r"node '/pool/MaxPool' \(index 1, MaxPool\): ceil_mode=1 is not in the DSL"),
+        ("Residual", r"node '/Add' \(index 1, Add\): it does not take just the result of the node before it"),
+        ("StridedPadding", r"node '/conv/Conv' \(index 0, Conv\): padding .* is not TensorFlow's `same`"),
+    ],
+)
+def test_onnx_refusals_name_the_node(name, message, tmp_path):
+    model = torch_module._load(TORCH_MODELS, name).eval()
+    torch.onnx.export(model, (torch.zeros(1, 1, 28, 28),), str(tmp_path / "model.onnx"), dynamo=False)
+    with pytest.raises(ImportRefused, match=message):
+        onnx_file.read(tmp_path / "model.onnx")
 
 
 def test_torch_weights_that_do_not_fit(tmp_path):

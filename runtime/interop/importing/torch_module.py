@@ -24,10 +24,10 @@ from runtime.common.imported import (
     ImportedLayer,
     ImportedModel,
     ImportRefused,
+    LayerChain,
     activation,
     add_activation,
     dense_or_conv,
-    padding_meaning,
     refuse,
 )
 from runtime.common.layouts import to_keras_layout
@@ -44,31 +44,6 @@ UNBIASED_VARIANCE = (
 )
 
 
-class _Walk:
-    """The state of reading the op chain: the DSL layers so far, a pending pad, the flattened map."""
-
-    def __init__(self):
-        self.layers, self.changes = [], []
-        self.pad = None  # (top, bottom, left, right, fill value, (height, width) before the pad)
-        self.flattened = None  # (height, width, channels) of the map a flatten made, until the next Dense
-        self.last_module = None  # the attribute name of the last Dense or Conv2D, for `<name>_act`
-
-    def add(self, layer: ImportedLayer) -> None:
-        if self.pad is not None and layer.kind not in ("Conv2D", "MaxPool"):
-            raise refuse(layer.source, "an explicit pad before it: a ZeroPadding layer is not in the DSL yet")
-        self.layers.append(layer)
-
-    def take_pad(self, where: str, fill: float, sizes: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple]:
-        """The pending pad (top, bottom, left, right) a window layer absorbs, and the map size before it."""
-        if self.pad is None:
-            return (0, 0, 0, 0), sizes
-        *pads, value, before = self.pad
-        self.pad = None
-        if value != fill:
-            raise refuse(where, f"a pad filled with {value} before it; the DSL pads this layer with {fill}")
-        return tuple(pads), before
-
-
 def _shape(node) -> tuple[int, ...]:
     return tuple(node.meta["tensor_meta"].shape)
 
@@ -80,17 +55,14 @@ def _pair(value) -> tuple[int, int]:
 def _window_pads(where, walk, node, padding, kernel, stride, fill) -> str:
     """`valid` or `same` for a conv or pool with symmetric `padding` after any explicit pad."""
     _, _, height, width = _shape(node.args[0])
-    pads, before = walk.take_pad(where, fill, (height, width))
     if isinstance(padding, str):
-        if any(pads):
-            raise refuse(where, f"padding={padding!r} after an explicit pad is not in the DSL")
-        return padding
+        return walk.named_padding(where, padding)
     symmetric = _pair(padding)
-    total = (pads[0] + symmetric[0], pads[1] + symmetric[0], pads[2] + symmetric[1], pads[3] + symmetric[1])
-    return padding_meaning(before, kernel, stride, total, where)
+    pads = (symmetric[0], symmetric[0], symmetric[1], symmetric[1])
+    return walk.window_padding(where, (height, width), kernel, stride, pads, fill)
 
 
-def _conv(walk: _Walk, node, module, where: str) -> None:
+def _conv(walk: LayerChain, node, module, where: str) -> None:
     from torch import nn
 
     if type(module) is not nn.Conv2d:
@@ -111,7 +83,7 @@ def _conv(walk: _Walk, node, module, where: str) -> None:
     walk.last_module = node.target
 
 
-def _linear(walk: _Walk, node, module, where: str) -> None:
+def _linear(walk: LayerChain, node, module, where: str) -> None:
     layer = dense_or_conv("Dense", where, units=module.out_features, use_bias=module.bias is not None)
     layer.weights = _weights(module, ("kernel", "bias"), walk.flattened)
     walk.flattened = None
@@ -119,7 +91,7 @@ def _linear(walk: _Walk, node, module, where: str) -> None:
     walk.last_module = node.target
 
 
-def _batch_norm(walk: _Walk, node, module, where: str) -> None:
+def _batch_norm(walk: LayerChain, node, module, where: str) -> None:
     from runtime.torch.layers import BiasedVarBatchNorm1d, BiasedVarBatchNorm2d
 
     if module.momentum is None:
@@ -134,7 +106,7 @@ def _batch_norm(walk: _Walk, node, module, where: str) -> None:
     walk.add(layer)
 
 
-def _max_pool(walk: _Walk, node, module, where: str) -> None:
+def _max_pool(walk: LayerChain, node, module, where: str) -> None:
     options = {"dilation": module.dilation, "ceil_mode": module.ceil_mode, "return_indices": module.return_indices}
     _pool(walk, node, where, module.kernel_size, module.stride, module.padding, **options)
 
@@ -151,23 +123,23 @@ def _pool(walk, node, where, kernel, stride, padding, dilation=1, ceil_mode=Fals
     walk.add(ImportedLayer("MaxPool", {"pool_size": kernel, "strides": stride, "padding": padding}, where))
 
 
-def _pad(walk: _Walk, node, module, where: str) -> None:
+def _pad(walk: LayerChain, node, module, where: str) -> None:
     left, right, top, bottom = module.padding if len(module.padding) == 4 else (*module.padding,) * 2
     _, _, height, width = _shape(node.args[0])
-    walk.pad = (top, bottom, left, right, float(getattr(module, "value", 0.0)), (height, width))
+    walk.pad = (top, bottom, left, right, float(getattr(module, "value", 0.0)), (height, width), where)
 
 
-def _dropout(walk: _Walk, node, module, where: str) -> None:
+def _dropout(walk: LayerChain, node, module, where: str) -> None:
     walk.add(ImportedLayer("Dropout", {"rate": float(module.p)}, where))
 
 
-def _flatten_module(walk: _Walk, node, module, where: str) -> None:
+def _flatten_module(walk: LayerChain, node, module, where: str) -> None:
     if (module.start_dim, module.end_dim) != (1, -1):
         raise refuse(where, f"flattening dims {module.start_dim}..{module.end_dim} is not the DSL's Flatten")
     _flatten(walk, node, where)
 
 
-def _flatten(walk: _Walk, node, where: str) -> None:
+def _flatten(walk: LayerChain, node, where: str) -> None:
     """A flatten of every axis but the batch: the DSL's Flatten; the next Dense reads it in PyTorch's order."""
     before, after = _shape(node.args[0]), _shape(node)
     if len(after) != 2 or after[0] != before[0] or after[1] != math.prod(before[1:]):
@@ -180,7 +152,7 @@ def _flatten(walk: _Walk, node, where: str) -> None:
 
 
 def _activation_module(name: str):
-    def read(walk: _Walk, node, module, where: str) -> None:
+    def read(walk: LayerChain, node, module, where: str) -> None:
         if name in ("softmax", "log_softmax"):
             _check_dim(where, module.dim, len(_shape(node)))
         if name == "elu" and module.alpha != 1.0:
@@ -224,7 +196,7 @@ def _argument(node, index: int, keyword: str, default=None):
 
 
 def _function_activation(name: str):
-    def read(walk: _Walk, node, where: str) -> None:
+    def read(walk: LayerChain, node, where: str) -> None:
         if name in ("softmax", "log_softmax"):
             _check_dim(where, _argument(node, 1, "dim"), len(_shape(node)))
         if name == "elu" and _argument(node, 1, "alpha", 1.0) != 1.0:
@@ -236,11 +208,11 @@ def _function_activation(name: str):
     return read
 
 
-def _function_dropout(walk: _Walk, node, where: str) -> None:
+def _function_dropout(walk: LayerChain, node, where: str) -> None:
     walk.add(ImportedLayer("Dropout", {"rate": float(_argument(node, 1, "p", 0.5))}, where))
 
 
-def _function_pool(walk: _Walk, node, where: str) -> None:
+def _function_pool(walk: LayerChain, node, where: str) -> None:
     values = [_argument(node, i, key, default) for i, (key, default) in enumerate(POOL_ARGUMENTS, start=1)]
     _pool(walk, node, where, *values)
 
@@ -356,10 +328,10 @@ def _not_traced(file: Path, name: str, error: Exception) -> ImportRefused:
     )
 
 
-def _walk(graph, module_table: dict, function_table: dict) -> _Walk:
+def _walk(graph, module_table: dict, function_table: dict) -> LayerChain:
     """Read the op chain, in order, into DSL layers."""
     modules = dict(graph.named_modules())
-    walk, previous = _Walk(), None
+    walk, previous = LayerChain(), None
     for index, node in enumerate(graph.graph.nodes):
         if node.op == "placeholder":
             if previous is not None:
