@@ -144,6 +144,15 @@ def test_onnx_refusals_name_the_node(name, message, tmp_path):
         onnx_file.read(tmp_path / "model.onnx")
 
 
+def test_torch_module_instance():
+    """NAME may be a module instance of the file (`model = LeNet5()`), read with its own weights."""
+    imported = torch_module.read(TORCH_MODELS, "model", None)
+    assert [layer.kind for layer in imported.layers] == ["Conv2D", "MaxPool", "Conv2D", "MaxPool", "Flatten"] + [
+        "Dense"
+    ] * 3
+    assert "no --weights" in imported.notes[-1]
+
+
 def test_torch_weights_that_do_not_fit(tmp_path):
     torch.save({"fc1.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
     with pytest.raises(ImportRefused, match=r"other.pt: does not fit the architecture: .*Missing key"):
