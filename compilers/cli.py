@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "compilers.commands.train",
     "compilers.commands.bench",
     "compilers.commands.lint",
+    "compilers.commands.importing",
 )
 # Command -> (module, function) of its run-time half; each takes (args, build), build(spec_path) -> package.
 RUNTIME_COMMANDS = {
@@ -34,6 +35,7 @@ RUNTIME_COMMANDS = {
     "evaluate": ("runtime.commands.train", "run_evaluate"),
     "compare": ("runtime.commands.train", "run_compare"),
     "bench": ("runtime.commands.bench", "run"),
+    "import": ("runtime.commands.importing", "run"),
 }
 
 

@@ -1,0 +1,247 @@
+"""Read a Keras `.keras` file as data: the architecture from its config.json, the weights from model.weights.h5.
+
+No code of the file runs: the config is JSON read here layer by layer through KERAS_LAYERS, and the weights are
+HDF5 arrays read with h5py. Keras stores a layer's weights under `layers/<class name in snake case>[_N]/vars/<i>`,
+numbered in the model's layer order (keras.src.saving.saving_lib), trainable variables first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime.common import imported as said
+from runtime.common.imported import ImportedLayer, ImportRefused, refuse
+from runtime.common.rundir import one_line
+
+INITIALIZERS = {"GlorotUniform": "glorot_uniform", "HeNormal": "he_normal", "HeUniform": "he_uniform", "Zeros": "zeros"}
+UNSAID = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint")
+
+
+class _Layer:
+    """One entry of the config's layer list, with where it is for messages."""
+
+    def __init__(self, entry: dict, index: int, notes: list[str]):
+        self.kind, self.config, self.notes = entry.get("class_name"), entry.get("config", {}), notes
+        self.where = f"layer {self.config.get('name')!r} (index {index}, {self.kind})"
+
+    def expect(self, option: str, allowed, shown: str | None = None) -> None:
+        value = self.config.get(option, allowed[0])
+        value = tuple(value) if isinstance(value, list) else value
+        if value not in allowed:
+            raise refuse(self.where, f"{option}={value!r} is not in the DSL (it says {shown or allowed[0]!r})")
+
+    def activation(self) -> str:
+        name = self.config.get("activation", "linear")
+        if not isinstance(name, str):
+            raise refuse(self.where, "a custom activation object is not in the DSL")
+        return said.activation(name, self.where)
+
+    def initializer(self, option: str, default: str) -> str:
+        found = (self.config.get(option) or {}).get("class_name")
+        if found in INITIALIZERS:
+            return INITIALIZERS[found]
+        self.notes.append(f"{self.where}: {option} {found} is not in the DSL; {default} written (training only)")
+        return default
+
+    def weighted(self, kind: str, **arguments) -> ImportedLayer:
+        for option in UNSAID:
+            if self.config.get(option) is not None:
+                raise refuse(self.where, f"{option} is not in the DSL (weight decay is the optimizer's)")
+        initializers = {"kernel_initializer": self.initializer("kernel_initializer", "glorot_uniform")}
+        initializers["bias_initializer"] = self.initializer("bias_initializer", "zeros")
+        arguments |= {"use_bias": bool(self.config.get("use_bias", True))}
+        return said.dense_or_conv(kind, self.where, self.activation(), **arguments, **initializers)
+
+
+def _dense(layer: _Layer) -> ImportedLayer:
+    return layer.weighted("Dense", units=layer.config["units"])
+
+
+def _conv(layer: _Layer) -> ImportedLayer:
+    for option, allowed in (("data_format", ("channels_last",)), ("dilation_rate", ((1, 1), 1)), ("groups", (1,))):
+        layer.expect(option, allowed)
+    layer.expect("padding", ("valid", "same"))
+    arguments = {"filters": layer.config["filters"], "kernel_size": tuple(layer.config["kernel_size"])}
+    return layer.weighted(
+        "Conv2D", **arguments, strides=tuple(layer.config["strides"]), padding=layer.config["padding"]
+    )
+
+
+def _max_pool(layer: _Layer) -> ImportedLayer:
+    layer.expect("data_format", ("channels_last",))
+    layer.expect("padding", ("valid", "same"))
+    pool = tuple(layer.config["pool_size"])
+    strides = tuple(layer.config.get("strides") or pool)
+    return ImportedLayer("MaxPool", {"pool_size": pool, "strides": strides, "padding": layer.config["padding"]}, "")
+
+
+def _batch_norm(layer: _Layer) -> ImportedLayer:
+    layer.expect("axis", (-1, 3, 1, (-1,), (3,), (1,)), "-1")  # the channel (or feature) axis
+    for option in ("center", "scale"):
+        layer.expect(option, (True,))
+    for option in ("renorm",):
+        layer.expect(option, (False,))
+    arguments = {"momentum": float(layer.config["momentum"]), "epsilon": float(layer.config["epsilon"])}
+    return ImportedLayer("BatchNorm", arguments, "")
+
+
+def _dropout(layer: _Layer) -> ImportedLayer:
+    layer.expect("noise_shape", (None,))
+    return ImportedLayer("Dropout", {"rate": float(layer.config["rate"])}, "")
+
+
+def _flatten(layer: _Layer) -> ImportedLayer:
+    layer.expect("data_format", ("channels_last", None))
+    return ImportedLayer("Flatten", {}, "")
+
+
+# Keras layer class -> its DSL layer; an activation layer is added by _read_layers (it may fold into the last layer).
+KERAS_LAYERS = {
+    "Dense": _dense,
+    "Conv2D": _conv,
+    "MaxPooling2D": _max_pool,
+    "BatchNormalization": _batch_norm,
+    "Dropout": _dropout,
+    "Flatten": _flatten,
+}
+KERAS_ACTIVATIONS = {"Activation": None, "ReLU": "relu", "Softmax": "softmax"}
+WEIGHT_VARIABLES = {"Dense": ("kernel", "bias"), "Conv2D": ("kernel", "bias"), "BatchNorm": said.BATCHNORM_VARIABLES}
+
+
+def _snake_case(name: str) -> str:
+    """Keras's name for a class in a weights file (keras.src.utils.naming.to_snake_case)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _input_shape(entries: list[dict], model_config: dict) -> tuple[int, int, int]:
+    shape = None
+    if entries and entries[0].get("class_name") == "InputLayer":
+        shape = entries[0]["config"].get("batch_shape")
+    shape = shape or (model_config.get("build_input_shape") or [None])
+    shape = tuple(shape[1:])
+    if len(shape) == 2:  # (height, width) grey images: the same values as one channel
+        shape = (*shape, 1)
+    if len(shape) != 3 or not all(isinstance(n, int) for n in shape):
+        raise ImportRefused(f"the model's input shape {shape} is not an image (height, width, channels)")
+    return shape
+
+
+def _activation_layer(layer: _Layer) -> str:
+    if layer.kind == "ReLU":
+        for option, allowed in (("max_value", (None,)), ("negative_slope", (0, 0.0)), ("threshold", (0, 0.0))):
+            layer.expect(option, allowed)
+    if layer.kind == "Softmax":
+        layer.expect("axis", (-1, (-1,)), "-1")
+    fixed = KERAS_ACTIVATIONS[layer.kind]
+    return fixed or layer.activation()
+
+
+def _rescaling(layer: _Layer, index: int, notes: list[str]) -> float:
+    """The input scale a first Rescaling(1/255) layer folds into: the source model takes pixels in [0, 255]."""
+    scale, offset = layer.config.get("scale"), layer.config.get("offset", 0.0)
+    if index != 0 or offset != 0 or not isinstance(scale, float) or abs(scale * 255 - 1) > 1e-6:
+        raise refuse(layer.where, "only a first Rescaling(1/255) is in the DSL: its input is already x / 255")
+    notes.append(f"{layer.where}: Rescaling(1/255) folded into the DSL's input, floats in [0, 1] (x / 255)")
+    return 255.0
+
+
+def _read_layers(entries: list[dict], notes: list[str]) -> tuple[list[ImportedLayer], list[str], float]:
+    """The DSL layers, the h5 group of each weighted one, and the input scale."""
+    layers, groups, counts, scale = [], [], {}, 1.0
+    for index, entry in enumerate(entries):
+        layer = _Layer(entry, index, notes)
+        group = _snake_case(str(layer.kind))
+        counts[group] = counts.get(group, -1) + 1
+        group = group if counts[group] == 0 else f"{group}_{counts[group]}"
+        if layer.kind == "InputLayer":
+            continue
+        if layer.kind == "Rescaling":
+            scale = _rescaling(layer, len(layers), notes)
+        elif layer.kind in KERAS_ACTIVATIONS:
+            said.add_activation(layers, _activation_layer(layer), layer.where, fold=False)
+        elif layer.kind in KERAS_LAYERS:
+            imported = KERAS_LAYERS[layer.kind](layer)
+            imported.source = layer.where
+            layers.append(imported)
+            groups.append(group if imported.kind in WEIGHT_VARIABLES else None)
+            continue
+        else:
+            raise refuse(layer.where, f"the DSL has no {layer.kind} layer")
+        groups += [None] * (len(layers) - len(groups))
+    return layers, groups, scale
+
+
+def _chain_check(model: dict) -> None:
+    """A Functional model is read only when it is a plain chain: each layer's one input is the layer before."""
+    entries = model["config"]["layers"]
+    for index, (previous, entry) in enumerate(zip(entries, entries[1:]), start=1):
+        inbound = json.dumps(entry.get("inbound_nodes"))
+        names = re.findall(r'"keras_history": \["([^"]+)"', inbound)
+        if names != [previous["config"]["name"]]:
+            where = f"layer {entry['config'].get('name')!r} (index {index}, {entry.get('class_name')})"
+            raise refuse(where, f"its inputs {names} are not the one layer before it: a model with branches")
+
+
+def _read_weights(h5_path, layers: list[ImportedLayer], groups: list[str | None]) -> None:
+    import h5py
+
+    with h5py.File(h5_path, "r") as store:
+        for layer, group in zip(layers, groups):
+            if group is None:
+                continue
+            names = [
+                v
+                for v in WEIGHT_VARIABLES[layer.kind]
+                if v != "bias" or layer.kind == "BatchNorm" or layer.arguments["use_bias"]
+            ]
+            stored = store[f"layers/{group}/vars"]
+            if len(stored) != len(names):
+                raise ImportRefused(f"{layer.source}: {len(stored)} weight arrays in the file, {len(names)} expected")
+            layer.weights = {name: np.asarray(stored[str(i)], dtype=np.float32) for i, name in enumerate(names)}
+
+
+def read(path: Path) -> said.ImportedModel:
+    """The `.keras` file as DSL layers and weights; ImportRefused for what the DSL cannot say or a broken file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            model = json.loads(archive.read("config.json"))
+            h5 = archive.open("model.weights.h5")
+            return _read(path, model, h5)
+    except ImportRefused:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as error:
+        raise ImportRefused(f"{path}: not a readable .keras model file: {one_line(error)}") from error
+
+
+def _read(path: Path, model: dict, h5) -> said.ImportedModel:
+    kind = model.get("class_name")
+    if kind not in ("Sequential", "Functional"):
+        raise ImportRefused(f"{path}: a {kind} model; only Sequential and single-chain Functional models are read")
+    if kind == "Functional":
+        _chain_check(model)
+    entries, notes = model["config"]["layers"], []
+    input_shape = _input_shape(entries, model["config"])
+    layers, groups, scale = _read_layers(entries, notes)
+    _read_weights(h5, layers, groups)
+    return said.ImportedModel(str(path), input_shape, layers, _predictor(path, scale), notes)
+
+
+def _predictor(path: Path, scale: float):
+    """The source model itself, for the proof: Keras builds it from the same config in safe mode (no Lambda code)."""
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        import keras
+
+        from runtime.common.constants import EVAL_BATCH
+
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        return model.predict(images * scale, batch_size=EVAL_BATCH, verbose=0)
+
+    return predict

@@ -1,0 +1,79 @@
+"""The imported model's twins: the generated PyTorch and Keras models holding the source's weights, their agreement
+with the source on test images, and the run folder `fmnist-dsl train` would have left for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.common import rundir
+from runtime.common.constants import FRAMEWORKS, LOSS_EPSILON
+from runtime.common.imported import ImportedModel, ImportRefused
+from runtime.common.recipe import Recipe
+from runtime.interop import export, weights
+
+
+def build_twins(package, imported: ImportedModel) -> dict:
+    """Framework -> the package's model holding the source's weights; ImportRefused when they do not fit."""
+    keras_model = package.build_keras_model()
+    for row, layer in zip(package.LAYERS, imported.layers, strict=True):
+        variables = {variable.name.split("/")[-1]: variable for variable in keras_model.get_layer(row.name).weights}
+        if variables.keys() != layer.weights.keys():
+            raise ImportRefused(
+                f"{layer.source}: the weights {sorted(layer.weights)} do not fit the layer's {sorted(variables)}"
+            )
+        for name, values in layer.weights.items():
+            if tuple(variables[name].shape) != values.shape:
+                raise ImportRefused(
+                    f"{layer.source}: weight {name} has shape {values.shape}; the architecture needs "
+                    f"{tuple(variables[name].shape)} (a weights file of another model?)"
+                )
+            variables[name].assign(values)
+    torch_model = package.build_torch_model()
+    weights.keras_to_torch(keras_model, torch_model)
+    return {"torch": torch_model.eval(), "keras": keras_model}
+
+
+def agreement(imported: ImportedModel, twins: dict, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Per model (source, torch, keras): outputs' max abs difference from the source, accuracy, differing classes."""
+    outputs = {"source": imported.predict(images)}
+    outputs |= {framework: export.predict(framework, twins[framework], images) for framework in FRAMEWORKS}
+    source_classes = outputs["source"].argmax(axis=1)
+    figures = {}
+    for model, values in outputs.items():
+        classes = values.argmax(axis=1)
+        figures[model] = {
+            "max_abs_diff": float(np.max(np.abs(values.astype(np.float64) - outputs["source"]))),
+            "accuracy": float(np.mean(classes == labels)),
+            "differing_predictions": int(np.sum(classes != source_classes)),
+            "outputs": values,
+        }
+    return figures
+
+
+def write_run(package, twins: dict, run_dir: Path, source: str, splits, outputs: dict) -> None:
+    """runs/NAME/{torch,keras}/ as a finished training leaves them: the model, spec.json, run.json, history.json
+    (no epochs) and metrics.json on the recipe's test split (`splits`), whose `outputs` per framework are given, so
+    `evaluate` and `export` work on them."""
+    import keras
+    import torch
+
+    recipe = Recipe.from_dict(package.RECIPE)
+    versions = {"torch": {"torch": torch.__version__}, "keras": {"keras": keras.__version__}}
+    for framework in FRAMEWORKS:
+        folder = rundir.prepare_run_dir(run_dir / framework)
+        model_file = folder / export.MODEL_FILES[framework]
+        if framework == "torch":
+            rundir.replace_atomically(model_file, lambda tmp: torch.save(twins["torch"].state_dict(), tmp))
+        else:
+            rundir.replace_atomically(model_file, twins["keras"].save)
+        rundir.copy_spec(Path(package.__file__).parent / "spec.json", folder)
+        info = rundir.run_info(framework, recipe, "cpu", versions[framework], imported_from=source)
+        rundir.write_json(folder / "run.json", info | {"status": "finished", "epochs_run": 0})
+        rundir.write_json(folder / "history.json", [])
+        probabilities = export.probabilities(package.OUTPUT, outputs[framework])
+        picked = probabilities[np.arange(len(splits.y_test)), splits.y_test]
+        loss = float(np.mean(-np.log(np.clip(picked, LOSS_EPSILON, 1.0))))
+        rundir.write_results(folder, [], splits, probabilities.argmax(axis=1), loss)
