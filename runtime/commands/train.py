@@ -157,6 +157,7 @@ def run_compare(args, build) -> int:
     run_dir = args.run_dir or Path("runs") / package.NAME
     folders = compare.seed_folders(run_dir, args.seeds)
     cli = [sys.executable, "-m", "compilers.cli", *(["--verbose"] if getattr(args, "verbose", False) else [])]
+    cli += [f"--max-spec-bytes={args.max_spec_bytes}"] if hasattr(args, "max_spec_bytes") else []
     for seed, folder in folders.items():
         chosen = {"run_dir": folder} | ({} if seed is None else {"seed": seed})
         for framework in FRAMEWORKS:
