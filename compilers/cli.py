@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from compilers.project import build_and_import
-from dsl import SpecError, exits, loader
+from dsl import SpecError, exits, loader, run_flags
 from runtime.common.frameworks import MissingFrameworkError, silence_tensorflow_start_up
 from runtime.keras.backends import BackendError, select_for_command
 
@@ -37,20 +37,13 @@ RUNTIME_COMMANDS = {
 }
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse says what it got in one line, exit 2)."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
-
-
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered."""
-    root = argparse.ArgumentParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
+    root = run_flags.FlagParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
     root.add_argument("--verbose", action="store_true", help="show the frameworks' own start-up logging")
     root.add_argument(
         "--max-spec-bytes",
-        type=positive_int,
+        type=run_flags.POSITIVE,
         default=loader.MAX_SPEC_BYTES,
         metavar="N",
         help=f"refuse spec files larger than N bytes, unread (default: {loader.MAX_SPEC_BYTES:,})",
