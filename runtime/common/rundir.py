@@ -107,8 +107,8 @@ def publish(run_dir: Path, files: dict[str, Callable[[Path], Any]]) -> None:
 
     A failure to write (a full disk, say) names the file, drops the set and keeps the last complete one.
     """
+    recover(run_dir)  # a no-op after fit's own recover; here for a caller that did not run one
     staging, ready = run_dir / STAGING, run_dir / READY
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for name, write in files.items():
         try:
