@@ -21,9 +21,9 @@ from dsl import exits
 from runtime.common.constants import FRAMEWORKS
 from tests.conftest import REPO
 from tests.functional.test_clean_edges import CLI, LONG, assert_stopped_cleanly, interrupt_after_an_epoch
-from tests.functional.test_run_safety import HAS_DATA, contents, in_process, refused
+from tests.functional.test_run_safety import contents, in_process, refused
 
-pytestmark = pytest.mark.skipif(not HAS_DATA, reason="real Fashion-MNIST not available")
+pytestmark = pytest.mark.needs_data
 TINY = ("--epochs", "1", "--train-limit", "300")
 # What each framework's epoch publishes besides best.* (published when the epoch improved).
 EPOCH_FILES = {
