@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from compilers.project import build_and_import
-from dsl import SpecError, exits
+from dsl import SpecError, exits, loader, run_flags
 from runtime.common.frameworks import MissingFrameworkError, silence_tensorflow_start_up
 from runtime.keras.backends import BackendError, select_for_command
 
@@ -41,8 +41,15 @@ RUNTIME_COMMANDS = {
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser with every command registered."""
-    root = argparse.ArgumentParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
+    root = run_flags.FlagParser(prog="fmnist-dsl", description="One spec, equivalent PyTorch and Keras models.")
     root.add_argument("--verbose", action="store_true", help="show the frameworks' own start-up logging")
+    root.add_argument(
+        "--max-spec-bytes",
+        type=run_flags.POSITIVE,
+        default=loader.MAX_SPEC_BYTES,
+        metavar="N",
+        help=f"refuse spec files larger than N bytes, unread (default: {loader.MAX_SPEC_BYTES:,})",
+    )
     subparsers = root.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -67,6 +74,7 @@ def _run_time_half(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; bad input is reported once, without a traceback, with exit status 2."""
     args = parser().parse_args(argv)
+    loader.MAX_SPEC_BYTES = args.max_spec_bytes  # every spec this process reads, built or linted
     if not args.verbose:
         silence_tensorflow_start_up()
     try:

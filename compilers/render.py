@@ -50,11 +50,12 @@ def table_row(row) -> str:
 
 
 def format_sources(sources: dict[str, str]) -> dict[str, str]:
-    """Python files formatted by the pinned ruff in one call, ignoring any config file around them."""
+    """Python files formatted by the pinned ruff in one call, ignoring any config file around them and keeping no
+    cache (it would be a .ruff_cache/ folder in the user's current directory)."""
     with tempfile.TemporaryDirectory() as folder:
         for name, text in sources.items():
             Path(folder, name).write_text(text, encoding="utf-8")
-        command = [find_ruff_bin(), "format", "--isolated", f"--line-length={LINE_LENGTH}", folder]
+        command = [find_ruff_bin(), "format", "--isolated", "--no-cache", f"--line-length={LINE_LENGTH}", folder]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"ruff could not format the generated code:\n{result.stderr}")

@@ -7,9 +7,8 @@ from pathlib import Path
 import yaml
 
 from dsl.codes import LARGE_DENSE_WEIGHTS, SMALL_BATCH
-from dsl.errors import SpecError
 from dsl.layers import ActivationLayer, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool
-from dsl.loader import line_of, parse_document
+from dsl.loader import line_of, parse_document, read_spec_text
 from dsl.shapes import LayerShape, infer_shapes
 from dsl.spec import Spec
 
@@ -37,12 +36,7 @@ class Finding:
 
 def lint_file(path: str | Path) -> list[Finding]:
     """The findings of the spec at `path` that it does not ignore; raises SpecError if it does not load."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(str(path), None, "", f"cannot read the spec: {error}") from None
-    return lint_text(text, path.name)
+    return lint_text(read_spec_text(path), Path(path).name)
 
 
 def lint_text(text: str, filename: str = "<spec>") -> list[Finding]:

@@ -13,15 +13,29 @@ from dsl.errors import SpecError
 from dsl.shapes import LayerShape, ShapeProblem, infer_shapes
 from dsl.spec import Spec
 
+MAX_SPEC_BYTES = 1_000_000  # the largest example spec is under 2 kB; `fmnist-dsl --max-spec-bytes N` raises it
 
-def load_spec(path: str | Path) -> Spec:
+
+def load_spec(path: str | Path, max_bytes: int | None = None) -> Spec:
     """Load, validate and shape-check the spec at `path`."""
-    path = Path(path)
+    return parse_spec(read_spec_text(path, max_bytes), Path(path).name)
+
+
+def read_spec_text(path: str | Path, max_bytes: int | None = None) -> str:
+    """The spec file's text, refused unread beyond `max_bytes` (default MAX_SPEC_BYTES): /dev/zero is a spec file too.
+
+    At most max_bytes + 1 bytes are read, so neither a huge file nor an endless device is ever held whole.
+    """
+    limit = MAX_SPEC_BYTES if max_bytes is None else max_bytes
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(limit + 1)
+        if len(data) > limit:
+            message = f"the spec is larger than {limit:,} bytes (fmnist-dsl --max-spec-bytes N raises the bound)"
+            raise SpecError(str(path), None, "", message)
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(str(path), None, "", f"cannot read the spec: {error}") from None
-    return parse_spec(text, path.name)
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> Spec:

@@ -7,6 +7,9 @@ from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, Positive
 from dsl.base import SPEC_CONFIG
 from dsl.targets import PRECISIONS
 
+# Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
+MAX_SEED = 2**32 - 1
+
 
 class _Section(BaseModel):
     model_config = SPEC_CONFIG
@@ -94,8 +97,7 @@ class Training(_Section):
     schedule: Schedule | None = None
     early_stopping: EarlyStopping | None = None
     augmentation: Augmentation = Augmentation()
-    # Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     # Weights, optimizer state and BatchNorm statistics stay float32 in every precision. float32 computes dots and
     # convolutions in IEEE float32, tf32 in TF32 where the device has it (float32 elsewhere); a 16-bit one computes
     # the layers in that type, the output layer and the loss in float32; fp16 scales the loss dynamically, bf16 not.

@@ -14,7 +14,7 @@ import numpy as np
 
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.data import CLASS_NAMES
-from runtime.common.rundir import plotting, read_json, write_json
+from runtime.common.rundir import plotting, read_history, read_metrics, read_run_record, write_json
 
 PARITY_STEPS = 20  # a short float64 trajectory: enough to show the optimizers agree, seconds to run
 LABELS = {"torch": "PyTorch", "keras": "Keras"}
@@ -40,7 +40,8 @@ def _run_row(run: Path, labels: np.ndarray, predicted: np.ndarray) -> dict:
     """One run's own figures (metrics.json, history, run.json) and its model's on the official test images."""
     from runtime.interop.comparison import per_class_accuracy
 
-    history, info, metrics = (read_json(run / name) for name in ("history.json", "run.json", "metrics.json"))
+    history, info = read_history(run / "history.json"), read_run_record(run / "run.json")
+    metrics = read_metrics(run / "metrics.json")
     return {
         "test_accuracy": metrics["test_accuracy"],
         "test_loss": metrics["test_loss"],
@@ -60,7 +61,7 @@ def _seed_figures(package, folder: Path, images: np.ndarray, labels: np.ndarray)
     }
     agree = comparison.agreement(labels, predicted["torch"], predicted["keras"])
     return {
-        "seed": read_json(folder / "torch" / "run.json")["seed"],
+        "seed": read_run_record(folder / "torch" / "run.json")["seed"],
         "folder": str(folder),
         "runs": {framework: _run_row(folder / framework, labels, predicted[framework]) for framework in FRAMEWORKS},
         "agreement": agree.share,
@@ -268,7 +269,7 @@ def write_report(package, folders: dict, data_dir: str | None, run_dir: Path) ->
 
         first = next(iter(folders.values()))
         plots.plot_comparison(
-            {fw: read_json(first / fw / "history.json") for fw in FRAMEWORKS}, run_dir / "compare.png"
+            {fw: read_history(first / fw / "history.json") for fw in FRAMEWORKS}, run_dir / "compare.png"
         )
         accuracies = {LABELS[fw]: values for fw, values in figures["per_class_accuracy"].items()}
         plots.plot_class_comparison(accuracies, figures["disagreement_by_class"], run_dir / "compare_classes.png")

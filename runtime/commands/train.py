@@ -10,18 +10,15 @@ import sys
 from pathlib import Path
 
 from dsl import exits, run_flags
-from runtime.common import interrupt
+from runtime.common import interrupt, runlock
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import require
-from runtime.common.rundir import read_json
+from runtime.common.rundir import read_history, read_metrics
 
 
 def run_train(args, build) -> int:
     """Train in each chosen framework, PyTorch first (its modules load triton before TensorFlow can)."""
-    from runtime.common.data import DataError
     from runtime.common.recipe import OptionError
-    from runtime.common.replicas import ReplicasError
-    from runtime.common.rules import NonFiniteLossError
     from runtime.common.rundir import prepare_run_dir
 
     frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
@@ -33,26 +30,54 @@ def run_train(args, build) -> int:
     except OptionError as error:
         print(f"fmnist-dsl: {error}", file=sys.stderr)
         return exits.BAD_INPUT
-    for framework in frameworks:  # an unwritable folder fails here, before any training
-        prepare_run_dir(options[framework].run_dir / framework)
-    for framework in frameworks:
+    run_dir = options[frameworks[0]].run_dir
+    folders = [run_dir, *(run_dir / framework for framework in frameworks)]
+    created = [folder for folder in [*reversed(run_dir.parents), *folders] if not folder.exists()]
+    status = exits.BAD_INPUT
+    try:
+        for folder in folders:  # an unwritable folder fails here, before any training
+            prepare_run_dir(folder)
+        # One lock for the whole command: the run folder's and each framework's, which the training loops (and the
+        # generated scripts, run on their own) take; no other command trains into any of them until this one ends.
+        with runlock.hold_all(folders), interrupt.stopping_like_ctrl_c():
+            status = _train_each(args, package, options)
+    finally:
+        if status == exits.BAD_INPUT:  # bad input writes nothing: not even the folders this command made
+            _remove_if_empty(created)
+    if status == 0 and not getattr(args, "quiet", False):
+        print(summary(run_dir))
+    return status
+
+
+def _train_each(args, package, options: dict) -> int:
+    """Run each framework's generated script in turn (`options`: framework -> its run); the command's exit status."""
+    from runtime.common.data import DataError
+    from runtime.common.replicas import ReplicasError
+    from runtime.common.rules import NonFiniteLossError
+
+    for framework, run in options.items():
         script = importlib.import_module(f"{package.__name__}.train_{framework}")
         try:
-            script.main(options=options[framework])
-        except ReplicasError as error:  # a device count the framework itself reports (GPUs)
+            script.main(options=run)
+        except (ReplicasError, DataError) as error:  # a device count the framework reports (GPUs); unreadable data
             print(f"fmnist-dsl: {error}", file=sys.stderr)
             return exits.BAD_INPUT
-        except (NonFiniteLossError, DataError) as error:
+        except NonFiniteLossError as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
             return exits.TRAINING_FAILED
-        except KeyboardInterrupt:
-            run = options[framework]
+        except KeyboardInterrupt as error:  # Ctrl-C, SIGTERM, SIGHUP
             line = interrupt.stopped_line(framework, run.run_dir / framework, resume_command(args), run.recipe.epochs)
             print(f"fmnist-dsl: {line}", file=sys.stderr)
-            return exits.INTERRUPTED
-    if not getattr(args, "quiet", False):
-        print(summary(options[frameworks[0]].run_dir))
+            return interrupt.exit_status(error)
     return 0
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a refused command made, deepest first, where they hold nothing but their lock file."""
+    for folder in reversed(folders):
+        if folder.is_dir() and all(path.name == runlock.LOCK_NAME for path in folder.iterdir()):
+            (folder / runlock.LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def run_options(args, package, frameworks, loaded: bool) -> dict:
@@ -93,8 +118,8 @@ def summary(run_dir: Path) -> str:
         f"{'':8}{'epochs':>7}{'val acc':>9}{'test acc':>10}{'test loss':>11}{'s/epoch':>9}",
     ]
     for framework in FRAMEWORKS:
-        history = read_json(run_dir / framework / "history.json", [])
-        metrics = read_json(run_dir / framework / "metrics.json", {})
+        history = read_history(run_dir / framework / "history.json")
+        metrics = read_metrics(run_dir / framework / "metrics.json")
         if not history:
             continue
         val = history[-1]["val_accuracy"]
@@ -124,7 +149,7 @@ def run_evaluate(args, build) -> int:
             figures = evaluation.test_figures(package, run, args.data_dir, args.official_test)
         except DataError as error:
             print(f"fmnist-dsl: {error}", file=sys.stderr)
-            return exits.TRAINING_FAILED
+            return exits.BAD_INPUT
         test_set = "the official test set" if args.official_test else "its test split"
         print(
             f"{run.name}: reloaded model, test accuracy {figures['test_accuracy']:.4f} on {figures['test_samples']} "
@@ -136,11 +161,15 @@ def run_evaluate(args, build) -> int:
 
 
 def _child(command: list[str]) -> int:
-    """Run a training process to its end; on Ctrl-C (which it gets too) wait while it saves and says how to go on."""
+    """Run a training process to its end; on Ctrl-C (which it gets too) wait while it saves and says how to go on,
+    and pass SIGTERM or SIGHUP (sent to this process only) on to it first."""
     process = subprocess.Popen(command)
     try:
-        return process.wait()
-    except KeyboardInterrupt:
+        with interrupt.stopping_like_ctrl_c():
+            return process.wait()
+    except KeyboardInterrupt as error:
+        if isinstance(error, interrupt.Stopped):
+            process.send_signal(error.signum)
         return process.wait()
 
 
@@ -157,6 +186,7 @@ def run_compare(args, build) -> int:
     run_dir = args.run_dir or Path("runs") / package.NAME
     folders = compare.seed_folders(run_dir, args.seeds)
     cli = [sys.executable, "-m", "compilers.cli", *(["--verbose"] if getattr(args, "verbose", False) else [])]
+    cli += [f"--max-spec-bytes={args.max_spec_bytes}"] if hasattr(args, "max_spec_bytes") else []
     for seed, folder in folders.items():
         chosen = {"run_dir": folder} | ({} if seed is None else {"seed": seed})
         for framework in FRAMEWORKS:

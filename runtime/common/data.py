@@ -89,15 +89,12 @@ def cache_dir() -> Path:
 
 
 def _how_to() -> str:
-    """The one explanation of every way to provide the data."""
+    """The one explanation of every way to provide the data, on one line as every error is."""
     return (
-        f"Provide the four Fashion-MNIST files ({', '.join(CHECKSUMS)}),"
-        " in one of these ways:\n"
-        f"  - pass --data-dir DIR or set {ENV_VAR}=DIR, DIR holding the four files;\n"
-        "  - apt-get install dataset-fashion-mnist"
-        f" (installs them into {DEBIAN_DIR});\n"
-        f"  - download them from {OFFICIAL_REPO} (folder data/fashion)"
-        f" into {cache_dir()}"
+        f"provide the four Fashion-MNIST files ({', '.join(CHECKSUMS)}):"
+        f" pass --data-dir DIR or set {ENV_VAR}=DIR, DIR holding them;"
+        f" or apt-get install dataset-fashion-mnist (installs them into {DEBIAN_DIR});"
+        f" or download them from {OFFICIAL_REPO} (folder data/fashion) into {cache_dir()}"
     )
 
 
@@ -210,19 +207,19 @@ def find_data_dir(
     if explicit:  # an explicit choice never falls back silently to another source
         folder = Path(explicit).expanduser()
         if missing := _missing(folder):
-            raise DataError(f"{origin}={folder} lacks {', '.join(missing)}.\n{_how_to()}")
+            raise DataError(f"{origin}={folder} lacks {', '.join(missing)}; {_how_to()}")
         return folder
     cache = cache_dir()
     for folder in (DEBIAN_DIR, cache):
         if not _missing(folder):
             return folder
     if not download:
-        raise DataError(f"Fashion-MNIST not found and download is disabled.\n{_how_to()}")
+        raise DataError(f"Fashion-MNIST not found and download is disabled; {_how_to()}")
     try:
         for name in _missing(cache):
             download_file(name, cache, urlopen=urlopen)
     except DataError as exc:
-        raise DataError(f"Fashion-MNIST not found and {exc}.\n{_how_to()}") from exc
+        raise DataError(f"Fashion-MNIST not found and {exc}; {_how_to()}") from exc
     return cache
 
 

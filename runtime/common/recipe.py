@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dsl import exits
-from dsl.run_flags import DEPRECATED_PRECISIONS, KERAS_ONLY, add_run_flags
+from dsl.run_flags import DEPRECATED_PRECISIONS, KERAS_ONLY, FlagParser, add_run_flags
 from runtime.common import data as fmnist
 from runtime.common import precision as precision_rules
 from runtime.common import replicas as replica_rules
@@ -114,7 +114,7 @@ def parse_options(
 
     Bad choices exit 2 here with one line, before anything is written.
     """
-    parser = argparse.ArgumentParser(description="Train on Fashion-MNIST with the spec's recipe.")
+    parser = FlagParser(description="Train on Fashion-MNIST with the spec's recipe.")
     add_run_flags(parser)
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.common.recipe import Recipe
-from runtime.common.rundir import RunDirError, RunFileError, read_json
+from runtime.common.rundir import RunDirError, RunFileError, read_json, read_run_record
 
 MAY_CHANGE = ("epochs",)
 NOT_THE_MODEL = ("training", "lint")  # spec sections compared through the recipe, or that change no weight
@@ -69,9 +69,9 @@ def _spec_mismatch(run_dir: Path, spec_file: Path | None) -> str | None:
 
 def check_resumable(run_dir: Path, framework: str, recipe: Recipe, spec_file: Path | None, train_samples: int) -> None:
     """Refuse, in one line, to resume a run made by another spec, framework, recipe or training set."""
-    info = read_json(run_dir / "run.json")
-    if not isinstance(info, dict) or not isinstance(info.get("recipe"), dict):
-        raise RunFileError(f"{run_dir / 'run.json'}: missing or without a recipe; cannot tell what the checkpoint is")
+    if not (run_dir / "run.json").exists():
+        raise RunFileError(f"{run_dir / 'run.json'}: missing; cannot tell what the checkpoint is")
+    info = read_run_record(run_dir / "run.json")
     why = _spec_mismatch(run_dir, spec_file)
     if why is None and info.get("framework") != framework:
         why = f"{run_dir} holds a {info.get('framework')} run, this is {framework}"

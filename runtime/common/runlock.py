@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from runtime.common.rundir import RunDirError
@@ -92,10 +92,20 @@ def _write(fd: int, text: str) -> None:
     os.pwrite(fd, text.encode("utf-8"), 0)
 
 
+_HELD: set[Path] = set()  # the lock files this process holds, so that a nested hold of one is a no-op
+
+
 @contextmanager
 def hold(run_dir: Path) -> Iterator[Path]:
-    """Hold the run folder's lock for the block; raises RunLockedError while another process holds it."""
-    path = Path(run_dir) / LOCK_NAME
+    """Hold the run folder's lock for the block; raises RunLockedError while another process holds it.
+
+    Re-entrant within a process: `fmnist-dsl train` holds its folders for the whole command, and the training
+    loops it runs, which hold their own folder, then find it held already.
+    """
+    path = (Path(run_dir) / LOCK_NAME).resolve()
+    if path in _HELD:
+        yield path
+        return
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
@@ -103,9 +113,20 @@ def hold(run_dir: Path) -> Iterator[Path]:
     try:
         _take(fd, Path(run_dir))
         _write(fd, json.dumps(holder_record()) + "\n")
+        _HELD.add(path)
         try:
             yield path
         finally:
+            _HELD.discard(path)
             _write(fd, "")  # the file stays: unlinking it would let a waiting process lock a file nobody else sees
     finally:
         os.close(fd)  # releases the flock
+
+
+@contextmanager
+def hold_all(run_dirs: list[Path]) -> Iterator[None]:
+    """Hold every folder's lock for the block, or none: the first one held elsewhere is refused, naming its holder."""
+    with ExitStack() as stack:
+        for run_dir in run_dirs:
+            stack.enter_context(hold(run_dir))
+        yield

@@ -9,7 +9,7 @@ import numpy as np
 from runtime.common.constants import LOSS_EPSILON
 from runtime.common.data import load_split_arrays
 from runtime.common.recipe import Recipe, load_splits
-from runtime.common.rundir import read_json
+from runtime.common.rundir import read_metrics, read_run_record
 from runtime.interop import export
 
 AGREEMENT_TOL = 1e-3  # a reloaded model must give back the run's test accuracy within this
@@ -17,7 +17,7 @@ AGREEMENT_TOL = 1e-3  # a reloaded model must give back the run's test accuracy 
 
 def run_recipe(run_dir: Path) -> Recipe:
     """The recipe run.json recorded (JSON lists back to the tuple the split is)."""
-    return Recipe.from_dict(read_json(run_dir / "run.json")["recipe"])
+    return Recipe.from_dict(read_run_record(run_dir / "run.json")["recipe"])
 
 
 def _test_arrays(run_dir: Path, data_dir: str | None, official: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +39,7 @@ def test_figures(package, run_dir: Path, data_dir: str | None = None, official_t
     outputs = export.predict(export.source_framework(run_dir), export.load_trained(package, run_dir), x_test)
     probabilities = export.probabilities(package.OUTPUT, outputs)
     picked = probabilities[np.arange(len(y_test)), y_test]
-    recorded = read_json(run_dir / "metrics.json", {})
+    recorded = read_metrics(run_dir / "metrics.json")
     accuracy = float(np.mean(probabilities.argmax(axis=1) == y_test))
     return {
         "test_samples": len(y_test),

@@ -1,6 +1,7 @@
 """`model.fit` with the recipe's callbacks, fed the in-memory arrays in the same batch order as PyTorch.
 
-Every epoch leaves model.keras (last), best.keras, optimizer.npz + state.json (for --resume) and history.json.
+Every epoch publishes model.keras (last), best.keras when it improved, optimizer.npz + state.json (for --resume) and
+history.json together (runtime.common.rundir.publish).
 """
 
 from __future__ import annotations
@@ -130,11 +131,6 @@ def fit_inputs(data: Batches | GraphBatches) -> dict:
     return {"x": data.dataset if isinstance(data, GraphBatches) else data, "shuffle": False}
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
-    """model.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    rundir.replace_atomically(path, model.save)
-
-
 def _lr(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
@@ -171,18 +167,18 @@ class Recorder(keras.callbacks.Callback):
             rundir.epoch_record(epoch, (float(logs["loss"]), float(logs["accuracy"])), val, self.lr, seconds)
         )
         monitored = (val or (logs["loss"],))[0]
-        with interrupt.held():  # Ctrl-C waits for the epoch's files, so they agree
-            if monitored < self.best:
-                self.best = monitored
-                _save_model(self.model, self.run_dir / "best.keras")
-            _save_model(self.model, self.run_dir / "model.keras")
-            variables = self.model.optimizer.variables
-            optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
-            rundir.replace_atomically(self.run_dir / "optimizer.npz", lambda tmp: np.savez(tmp, **optimizer_state))
-            state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
-            state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
-            rundir.write_json(self.run_dir / "state.json", state)
-            rundir.write_json(self.run_dir / "history.json", self.history)
+        files = {}
+        if monitored < self.best:
+            self.best = monitored
+            files["best.keras"] = self.model.save
+        variables = self.model.optimizer.variables
+        optimizer_state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+        state = {"epoch": epoch + 1, "best": self.best, "stopped": bool(self.model.stop_training)}
+        state["callbacks"] = [{"wait": c.wait, "best": float(c.best)} for c in self.watched]
+        files |= {"model.keras": self.model.save, "optimizer.npz": lambda path: np.savez(path, **optimizer_state)}
+        files |= {"state.json": rundir.json_file(state), "history.json": rundir.json_file(self.history)}
+        with interrupt.held():  # Ctrl-C waits for the epoch's files
+            rundir.publish(self.run_dir, files)
         if not self.quiet:
             print(rundir.epoch_line("keras", self.history[-1]), flush=True)
 
@@ -253,8 +249,8 @@ def _load_weights(model: keras.Model, path: Path) -> None:
 def _resume(model: keras.Model, run_dir: Path, rules_watched: int) -> tuple[dict, list, list | None]:
     """Load the last checkpoint's weights and optimizer slots; returns the saved state, history and best weights."""
     state = _read_state(run_dir / "state.json", rules_watched)
-    history = rundir.read_json(run_dir / "history.json", [])
-    if not isinstance(history, list) or len(history) < state["epoch"]:
+    history = rundir.read_history(run_dir / "history.json")
+    if len(history) < state["epoch"]:
         raise rundir.RunFileError(f"{run_dir / 'history.json'}: missing or shorter than state.json's {state['epoch']}")
     best_weights = None
     if (run_dir / "best.keras").exists():
@@ -286,6 +282,7 @@ def fit(model: keras.Model, splits: Splits, recipe: Recipe, run_dir: Path, *, sp
         with tempfile.TemporaryDirectory(prefix="fmnist-dsl-worker-") as scratch:
             return _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=Path(scratch))
     with runlock.hold(run_dir):
+        rundir.recover(run_dir)
         return _fit(model, splits, recipe, run_dir, spec_file, resume, out_dir=run_dir)
 
 
@@ -314,7 +311,9 @@ def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume
     backend = keras.backend.backend()
     versions = {"keras": keras.__version__, backend: backends.backend_version()}
     info = rundir.run_info("keras", recipe, backends.first_device(), versions, precision, backend=backend)
-    rundir.write_json(out_dir / "run.json", info | {"status": "training", "train_samples": len(splits.y_train)})
+    rundir.write_json(
+        out_dir / "run.json", rundir.run_record(info | {"status": "training", "train_samples": len(splits.y_train)})
+    )
     recorder = Recorder(out_dir, history, state["best"], watched, quiet=not writer)
     # Every step traced or run from here computes its float32 dots as `precision` says (jax writes it into the ops).
     with keras_precision.float32_dots(precision):
@@ -329,13 +328,12 @@ def _fit(model, splits: Splits, recipe: Recipe, run_dir: Path, spec_file, resume
                 callbacks=[EpochOrder(data), *schedule_and_stop, *extra, recorder],
                 verbose=1 if sys.stderr.isatty() and writer else 0,
             )
-        _save_model(model, out_dir / "model.keras")
         test = model.evaluate(splits.x_test, splits.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         predicted = np.argmax(model.predict(splits.x_test, batch_size=EVAL_BATCH, verbose=0), axis=1)
-    if not writer:
+    # model.keras again: early stopping may have restored the best weights after the last epoch's was published.
+    final = {"model.keras": model.save}
+    if not writer:  # the chief's save too, into the scratch folder: a save may read values across the cluster
+        rundir.publish(out_dir, final)
         return {}
-    rundir.write_json(
-        out_dir / "run.json",
-        info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
-    )
-    return rundir.write_results(out_dir, history, splits, predicted, float(test["loss"]))
+    info |= {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
+    return rundir.write_results(out_dir, history, splits, predicted, float(test["loss"]), info, final)

@@ -1,6 +1,7 @@
 """The PyTorch loop: accelerate places the model and data, tqdm shows progress, batches are cut by index.
 
-Every epoch leaves model.pt (last), best.pt, checkpoint.pt (for --resume) and history.json.
+Every epoch publishes model.pt (last), best.pt when it improved, checkpoint.pt (for --resume) and history.json
+together (runtime.common.rundir.publish).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save(obj, path: Path) -> None:
-    """torch.save through a temporary file, so an interrupted save never clobbers the last good one."""
-    rundir.replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+def _saved(obj):
+    """A writer of obj with torch.save, for rundir.publish."""
+    return lambda path: torch.save(obj, path)
 
 
 def _resume(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path):
@@ -55,8 +56,8 @@ def _resume(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: P
         tracker = rules.EarlyStop(**state["tracker"])
         plateau = rules.Plateau(**state["plateau"]) if state["plateau"] else None
         lr, stopped, epoch = float(state["learning_rate"]), bool(state["stopped"]), int(state["epoch"])
-    history = rundir.read_json(run_dir / "history.json", [])
-    if not isinstance(history, list) or len(history) < epoch:
+    history = rundir.read_history(run_dir / "history.json")
+    if len(history) < epoch:
         raise rundir.RunFileError(f"{run_dir / 'history.json'}: missing or shorter than {path.name}'s {epoch} epochs")
     return tracker, plateau, lr, stopped, history[:epoch]
 
@@ -170,6 +171,8 @@ def fit(
     run_dir = rundir.prepare_run_dir(Path(run_dir))
     # Under an outside launcher each process runs this; the first holds the lock for all, as the command's parent does.
     with runlock.hold(run_dir) if replica_rules.is_first_launched() else contextlib.nullcontext():
+        if replica_rules.is_first_launched():
+            rundir.recover(run_dir)
         options = (spec_file, resume, progress, cuda_graphs)
         if replicas == 1:
             return _fit(model, optimizer, loss_fn, splits, recipe, run_dir, *options)
@@ -230,7 +233,9 @@ def _train(model, optimizer, loss_fn, splits, recipe, run_dir, accelerator, prec
     info = rundir.run_info("torch", recipe, str(accelerator.device), {"torch": torch.__version__}, precision)
     if writer:
         rundir.copy_spec(spec_file, run_dir)
-        rundir.write_json(run_dir / "run.json", info | {"status": "training", "train_samples": len(train.y)})
+        rundir.write_json(
+            run_dir / "run.json", rundir.run_record(info | {"status": "training", "train_samples": len(train.y)})
+        )
     for epoch in range(len(history), 0 if stopped else recipe.epochs):
         if plateau is None:
             lr = rules.scheduled_lr(recipe, epoch)
@@ -255,32 +260,28 @@ def _train(model, optimizer, loss_fn, splits, recipe, run_dir, accelerator, prec
         if stopped:
             break
     accelerator.wait_for_everyone()  # best.pt is whole before any replica reads it
+    final = {}
     if (recipe.early_stopping or {}).get("restore_best_weights") and (run_dir / "best.pt").exists():
         with rundir.reading(run_dir / "best.pt"):
             _unwrap(model, accelerator).load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
-        if writer:
-            _save(_unwrap(model, accelerator).state_dict(), run_dir / "model.pt")
+        final["model.pt"] = _saved(_unwrap(model, accelerator).state_dict())
     test_loss, _, predicted = evaluate(_unwrap(model, accelerator), test, loss_fn, accelerator)
     if not writer:
         return {}
-    rundir.write_json(
-        run_dir / "run.json",
-        info | {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()},
-    )
-    return rundir.write_results(run_dir, history, splits, predicted, test_loss)
+    info |= {"status": "finished", "epochs_run": len(history), "peak_rss_mb": rundir.peak_rss_mb()}
+    return rundir.write_results(run_dir, history, splits, predicted, test_loss, info, final)
 
 
 def _write_epoch(run_dir, model, optimizer, accelerator, history, tracker, plateau, improved, lr, stopped) -> None:
-    """The epoch's files: model.pt, best.pt when it improved, checkpoint.pt and history.json."""
+    """The epoch's files, published together: model.pt, best.pt when it improved, checkpoint.pt and history.json."""
     state_dict = _unwrap(model, accelerator).state_dict()
-    if improved:
-        _save(state_dict, run_dir / "best.pt")
-    _save(state_dict, run_dir / "model.pt")
     checkpoint = {"epoch": len(history), "model": state_dict, "optimizer": optimizer.state_dict()}
     checkpoint |= {"tracker": asdict(tracker), "plateau": plateau and asdict(plateau)}
     # Tensors and plain values only, so _resume can load it with weights_only.
-    _save(checkpoint | {"learning_rate": float(lr), "stopped": bool(stopped)}, run_dir / "checkpoint.pt")
-    rundir.write_json(run_dir / "history.json", history)
+    checkpoint |= {"learning_rate": float(lr), "stopped": bool(stopped)}
+    files = {"best.pt": _saved(state_dict)} if improved else {}
+    files |= {"model.pt": _saved(state_dict), "checkpoint.pt": _saved(checkpoint)}
+    rundir.publish(run_dir, files | {"history.json": rundir.json_file(history)})
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

@@ -34,21 +34,24 @@ def history(run_dir) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def interrupt_after_an_epoch(command: list[str], run_dir) -> tuple[int, list[str]]:
-    """Start training, send SIGINT once history.json holds an epoch; returns the exit status and stderr's lines."""
+def interrupt_after_an_epoch(command: list[str], run_dir, signum: int = signal.SIGINT) -> tuple[int, list[str]]:
+    """Start training, send SIGINT (or signum) once history.json holds an epoch; returns the exit status and stderr's
+    lines."""
     process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while not history(run_dir) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert process.poll() is None, process.stderr.read().decode()[-3000:]
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=300)
     return process.returncode, shown_lines(stderr)
 
 
-def assert_stopped_cleanly(status: int, lines: list[str], framework: str, run_dir) -> list[str]:
-    """Exit 130, one line naming the epoch after the saved ones; returns the --resume command it gives."""
-    assert status == exits.INTERRUPTED, lines
+def assert_stopped_cleanly(
+    status: int, lines: list[str], framework: str, run_dir, expected: int = exits.INTERRUPTED
+) -> list[str]:
+    """Exit 130 (or `expected`), one line naming the epoch after the saved ones; returns the --resume command."""
+    assert status == expected, lines
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
     saved = history(run_dir)
     assert saved and f"stopped in {framework} epoch {len(saved) + 1} " in lines[0], (lines, len(saved))

@@ -92,13 +92,15 @@ def test_a_failed_plot_is_a_notice_after_the_metrics(tmp_path, monkeypatch, caps
 
     from runtime.common import rundir
     from runtime.common.data import Splits
+    from tests.recipes import make_recipe
 
     monkeypatch.setitem(sys.modules, "runtime.common.plots", None)  # `from runtime.common import plots` now fails
     y = np.arange(10) % 10
     images = np.zeros((10, 28, 28, 1), np.float32)
     splits = Splits(images, y, images[:0], y[:0], images, y)
     history = [rundir.epoch_record(0, (1.0, 0.5), None, 0.01, 1.0)]
-    results = rundir.write_results(tmp_path, history, splits, y, 0.5)
+    info = rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "finished", "train_samples": 10}
+    results = rundir.write_results(tmp_path, history, splits, y, 0.5, info, {})
     assert results["test_accuracy"] == 1.0 and (tmp_path / "metrics.json").exists()
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and "not drawn" in notice[0], notice

@@ -2,7 +2,7 @@
 
 import json
 import pickle
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 
@@ -16,8 +16,8 @@ SPEC = {"name": "lenet5", "input": [28, 28, 1], "layers": [{"Flatten": {}}], "tr
 def run(tmp_path):
     """A torch run folder of SPEC trained on 300 images with the default recipe."""
     (tmp_path / "spec.json").write_text(json.dumps(SPEC))
-    info = {"framework": "torch", "recipe": json.loads(json.dumps(asdict(make_recipe()))), "train_samples": 300}
-    (tmp_path / "run.json").write_text(json.dumps(info))
+    info = rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "training", "train_samples": 300}
+    (tmp_path / "run.json").write_text(json.dumps(rundir.run_record(info)))
     return tmp_path
 
 
@@ -69,10 +69,36 @@ def test_a_check_that_ignored_the_recipe_would_be_caught(run, monkeypatch):
     check(run, make_recipe(batch_size=64))  # ... goes through, which the test above refuses
 
 
-def test_a_run_json_without_its_recipe_is_named(run):
+def test_a_run_json_of_the_wrong_shape_is_named(run):
     (run / "run.json").write_text("{}")
-    with pytest.raises(rundir.RunFileError, match="run.json: missing or without a recipe"):
+    with pytest.raises(rundir.RunFileError, match="run.json: not what this program writes there: framework: Field"):
         check(run)
+    info = rundir.run_record(rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "training"})
+    (run / "run.json").write_text(json.dumps(info | {"recipe": {"batch_size": 32}}))
+    with pytest.raises(rundir.RunFileError, match="run.json: cannot be read back .*: it has no 'split'"):
+        check(run)
+    (run / "run.json").unlink()
+    with pytest.raises(rundir.RunFileError, match="run.json: missing"):
+        check(run)
+
+
+@pytest.mark.parametrize(
+    ("history", "why"),
+    [
+        ([1], "0: Input should be a valid dictionary"),
+        ({"epoch": 1}, "the file: Input should be a valid list"),
+        ([{"epoch": 1}], "0.train_loss: Field required"),
+        ([rundir.epoch_record(1, (1.0, 0.5), None, 0.1, 1.0)], "its epochs are not 1, 2, ... in order"),
+    ],
+)
+def test_a_history_of_the_wrong_shape_is_named(tmp_path, history, why):
+    (tmp_path / "history.json").write_text(json.dumps(history))
+    with pytest.raises(rundir.RunFileError) as wrong:
+        rundir.read_history(tmp_path / "history.json")
+    assert str(wrong.value).startswith(f"{tmp_path / 'history.json'}: not ") and why in str(wrong.value)
+    rows = [rundir.epoch_record(epoch, (1.0, 0.5), (1.1, 0.4), 0.1, 1.0) for epoch in range(2)]
+    (tmp_path / "history.json").write_text(json.dumps(rows))
+    assert rundir.read_history(tmp_path / "history.json") == rows, "what the loops write reads back"
 
 
 def test_broken_json_is_one_line_naming_the_file(tmp_path):

@@ -83,3 +83,25 @@ def test_the_command_refuses_jit_compile_for_pytorch_before_anything_is_written(
         "fmnist-dsl: --jit-compile is a Keras option (XLA); the PyTorch loop has none: leave it out\n"
     )
     assert not (tmp_path / "run").exists()
+
+
+BAD_VALUES = {
+    "--epochs 0": "argument --epochs: 0 is not at least 1",
+    "--epochs -3": "argument --epochs: -3 is not at least 1",
+    "--batch-size 0": "argument --batch-size: 0 is not at least 1",
+    "--batch-size -4": "argument --batch-size: -4 is not at least 1",
+    "--train-limit 0": "argument --train-limit: 0 is not at least 1",
+    "--seed -1": "argument --seed: -1 is not from 0 to 4294967295",
+    "--seed 4294967296": "argument --seed: 4294967296 is not from 0 to 4294967295",
+    "--replicas 0": "argument --replicas: 0 is not at least 1",
+    "--epochs two": "argument --epochs: 'two' is not a whole number",
+    "--precision fp64": "argument --precision: invalid choice: 'fp64'",
+}
+
+
+@pytest.mark.parametrize(("flags", "message"), BAD_VALUES.items(), ids=BAD_VALUES.keys())
+def test_a_bad_value_is_one_line_and_exit_2(capsys, flags, message):
+    with pytest.raises(SystemExit) as refused:
+        parse_options(flags.split(), make_recipe(), "runs/x")
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and err.count("\n") == 1 and message in err, err
