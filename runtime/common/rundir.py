@@ -232,7 +232,7 @@ def run_info(
     framework: str, recipe: Recipe, device: str, versions: dict[str, str], precision_ran: str, **extra: Any
 ) -> dict:
     """run.json's start: what it takes to reproduce the run (run_record adds the status); `precision_ran` the
-    precision that computed, float32 where the recipe's tf32 met a device without TF32 (runtime.common.precision.ran)."""
+    precision that computed: float32 where the recipe's tf32 met a device without TF32 (precision.ran)."""
     versions = {"python": platform.python_version(), "numpy": np.__version__, **versions}
     info = {"framework": framework, "seed": recipe.seed, "device": device, "versions": versions}
     return info | {"recipe": asdict(recipe), "precision_ran": precision_ran} | extra

@@ -99,7 +99,7 @@ def test_a_failed_plot_is_a_notice_after_the_metrics(tmp_path, monkeypatch, caps
     images = np.zeros((10, 28, 28, 1), np.float32)
     splits = Splits(images, y, images[:0], y[:0], images, y)
     history = [rundir.epoch_record(0, (1.0, 0.5), None, 0.01, 1.0)]
-    info = rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "finished", "train_samples": 10}
+    info = rundir.run_info("torch", make_recipe(), "cpu", {}, "float32") | {"status": "finished", "train_samples": 10}
     results = rundir.write_results(tmp_path, history, splits, y, 0.5, info, {})
     assert results["test_accuracy"] == 1.0 and (tmp_path / "metrics.json").exists()
     notice = capsys.readouterr().err.strip().splitlines()

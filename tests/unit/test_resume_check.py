@@ -16,7 +16,7 @@ SPEC = {"name": "lenet5", "input": [28, 28, 1], "layers": [{"Flatten": {}}], "tr
 def run(tmp_path):
     """A torch run folder of SPEC trained on 300 images with the default recipe."""
     (tmp_path / "spec.json").write_text(json.dumps(SPEC))
-    info = rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "training", "train_samples": 300}
+    info = rundir.run_info("torch", make_recipe(), "cpu", {}, "float32") | {"status": "training", "train_samples": 300}
     (tmp_path / "run.json").write_text(json.dumps(rundir.run_record(info)))
     return tmp_path
 
@@ -73,7 +73,7 @@ def test_a_run_json_of_the_wrong_shape_is_named(run):
     (run / "run.json").write_text("{}")
     with pytest.raises(rundir.RunFileError, match="run.json: not what this program writes there: framework: Field"):
         check(run)
-    info = rundir.run_record(rundir.run_info("torch", make_recipe(), "cpu", {}) | {"status": "training"})
+    info = rundir.run_record(rundir.run_info("torch", make_recipe(), "cpu", {}, "float32") | {"status": "training"})
     (run / "run.json").write_text(json.dumps(info | {"recipe": {"batch_size": 32}}))
     with pytest.raises(rundir.RunFileError, match="run.json: cannot be read back .*: it has no 'split'"):
         check(run)
