@@ -73,7 +73,8 @@ def prepare_run_dir(path: Path) -> Path:
 
 def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Let `write` fill a temporary file beside `path`, then swap it in, so readers never see half a file."""
-    tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix, which model.save and np.savez insist on
+    # The name keeps the suffix, which model.save and np.savez insist on.
+    tmp = path.with_name(f".tmp-{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)
