@@ -190,3 +190,22 @@ def test_standalone_scripts_refuse_what_only_the_runtime_does_in_one_line(packag
         assert result.returncode == 2 and result.stdout == "", result.stderr
         lines = [line for line in result.stderr.splitlines() if not TENSORFLOW_START_UP.match(line)]  # TF's own
         assert len(lines) == 1 and lines[0].startswith(f"python -m mlp.train_{framework}: {flags[0]};"), lines
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_standalone_resume_continues_the_run(packages: Path, framework: str, tmp_path: Path) -> None:
+    """mlp_adam: early stopping keeps the best epoch, so --resume also restores the rule's state (Keras: Resumed)."""
+    flags = ["--train-limit", "500", "--run-dir", str(tmp_path)]
+    result = standalone(
+        packages,
+        f"""
+        from mlp_adam import train_{framework}
+        train_{framework}.main(["--epochs", "1", *{flags!r}])
+        train_{framework}.main(["--epochs", "2", "--resume", *{flags!r}])
+        """,
+    )
+    history = json.loads((tmp_path / framework / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert result.stdout.count(f"{framework} epoch 1:") == 1  # the second run trained epoch 2 alone
+    assert history[1]["learning_rate"] < history[0]["learning_rate"]  # the cosine schedule went on from epoch 2
+    assert json.loads((tmp_path / framework / "metrics.json").read_text())["test_samples"] == 10_000
