@@ -38,9 +38,10 @@ def packages(tmp_path_factory) -> Path:
     return root
 
 
-def run_blocked(packages: Path, code: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Python `code` run from the packages' folder with fmnist-dsl's packages unimportable."""
+def run_blocked(packages: Path, code: str, timeout: int = 900, **variables: str) -> subprocess.CompletedProcess:
+    """Python `code` run from the packages' folder with fmnist-dsl's packages unimportable (and `variables` set)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(packages / "blocked"), str(packages / "packages")])}
+    env |= variables
     command = [sys.executable, "-c", textwrap.dedent(code)]
     return subprocess.run(
         command, cwd=packages / "packages", env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -185,11 +186,14 @@ def test_standalone_scripts_refuse_what_only_the_runtime_does_in_one_line(packag
     help_text = run_blocked(packages, script % (["--help"],)).stdout
     assert "--train-limit" in help_text and "REPLICAS" not in help_text  # refused, so not offered
     assert "features of the installed fmnist-dsl runtime" in " ".join(help_text.split())
-    for flags in (["--replicas", "2"], ["--precision", "bf16"], ["--jit-compile", "on"]):
-        result = run_blocked(packages, script % (flags,))
+    launcher = {"WORLD_SIZE": "2"} if framework == "torch" else {"TF_CONFIG": '{"cluster": {"worker": ["a", "b"]}}'}
+    cases = [(["--replicas", "2"], {}), (["--precision", "bf16"], {}), (["--jit-compile", "on"], {}), ([], launcher)]
+    for flags, variables in cases:
+        result = run_blocked(packages, script % (flags,), **variables)
         assert result.returncode == 2 and result.stdout == "", result.stderr
         lines = [line for line in result.stderr.splitlines() if not TENSORFLOW_START_UP.match(line)]  # TF's own
-        assert len(lines) == 1 and lines[0].startswith(f"python -m mlp.train_{framework}: {flags[0]};"), lines
+        refused = flags[0] if flags else next(iter(variables))
+        assert len(lines) == 1 and lines[0].startswith(f"python -m mlp.train_{framework}: {refused}"), lines
 
 
 @pytest.mark.parametrize("framework", ["torch", "keras"])

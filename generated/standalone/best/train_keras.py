@@ -302,5 +302,5 @@ if __name__ == "__main__":
     try:
         main()
     except (DataError, NonFiniteLossError) as error:
-        print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
+        print(f"python -m {__package__}.train_keras: {error}", file=sys.stderr)
         sys.exit(TRAINING_FAILED)
