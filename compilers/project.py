@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compilers.lowering import lower
-from compilers.render import render_package
+from compilers.render import render_package, render_standalone
+from compilers.standalone import unsupported
 from dsl import SpecError, load_spec
 
 
@@ -20,13 +21,16 @@ class BuiltPackage:
     files: dict[str, str]
 
 
-def build_packages(spec_paths: list[Path], notebook: bool = False) -> list[BuiltPackage]:
-    """Load and render every spec (with `notebook`, each package's notebook.ipynb too); raises SpecError before
-    anything is written."""
+def build_packages(spec_paths: list[Path], notebook: bool = False, standalone: bool = False) -> list[BuiltPackage]:
+    """Load and render every spec (with `notebook`, each package's notebook.ipynb too; with `standalone`, the package
+    that needs only its framework); raises SpecError before anything is written."""
     packages = []
     for path in spec_paths:
-        spec = load_spec(path)
-        packages.append(BuiltPackage(spec.name, render_package(lower(spec, Path(path).name), notebook)))
+        model = lower(load_spec(path), Path(path).name)
+        if standalone and (problem := unsupported(model)):
+            raise SpecError(str(path), None, *problem)
+        files = render_standalone(model) if standalone else render_package(model, notebook)
+        packages.append(BuiltPackage(model.name, files))
     names = [package.name for package in packages]
     for path, name in zip(spec_paths, names):
         if names.count(name) > 1:

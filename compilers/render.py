@@ -11,6 +11,9 @@ from ruff.__main__ import find_ruff_bin
 
 from compilers.ir import ResolvedModel
 from compilers.notebook import notebook_from_script
+from compilers.standalone import source_of
+from dsl import exits
+from dsl.dataset import CLASS_NAMES
 
 TEMPLATES = Path(__file__).parent / "templates"
 LINE_LENGTH = 100
@@ -25,6 +28,16 @@ PACKAGE_TEMPLATES = {
 }
 # Asked for with `build --notebook`: the notebook's percent-format script, formatted with the sources.
 NOTEBOOK_TEMPLATES = {"notebook.py": "notebook/notebook.ipynb.jinja"}
+# `build --standalone`: a package that needs only its framework (compilers/standalone.py).
+STANDALONE_TEMPLATES = {
+    "__init__.py": "standalone/__init__.py.jinja",
+    "shared.py": "standalone/shared.py.jinja",
+    "torch_model.py": "standalone/torch_model.py.jinja",
+    "keras_model.py": "keras/keras_model.py.jinja",  # imports keras alone already
+    "train_torch.py": "standalone/train_torch.py.jinja",
+    "train_keras.py": "standalone/train_keras.py.jinja",
+}
+STANDALONE_README = "standalone/README.md.jinja"
 
 
 @cache
@@ -70,3 +83,15 @@ def render_package(model: ResolvedModel, notebook: bool = False) -> dict[str, st
     if notebook:
         files["notebook.ipynb"] = notebook_from_script(files.pop("notebook.py"))
     return {**files, "spec.json": model.spec_json}
+
+
+def render_standalone(model: ResolvedModel) -> dict[str, str]:
+    """Every file of the standalone package: name -> text."""
+    env = environment()
+    inits = {
+        line.split("(")[0].removeprefix("torch_init.") for line in model.init_lines if line.startswith("torch_init.")
+    }
+    context = {"model": model, "source": source_of, "class_names": CLASS_NAMES, "exits": exits}
+    context["torch_inits"] = sorted(inits)  # Keras's initialisers nn.init lacks, defined in torch_model.py
+    sources = {name: env.get_template(template).render(context) for name, template in STANDALONE_TEMPLATES.items()}
+    return {**format_sources(sources), "README.md": env.get_template(STANDALONE_README).render(context)}

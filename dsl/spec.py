@@ -20,6 +20,7 @@ from dsl.training import Training
 
 # Names a generated package must not take: they would shadow what it imports.
 RESERVED_NAMES = frozenset({"dsl", "compilers", "runtime", "generated", "torch", "keras", "tensorflow", "numpy"})
+STANDALONE_FOLDER = "standalone"  # generated/standalone/ holds the standalone packages: no package may replace it
 
 
 def _check_name(name: str) -> str:
@@ -27,6 +28,8 @@ def _check_name(name: str) -> str:
         raise ValueError(f"must be a lowercase Python identifier. Received: name={name!r}")
     if name in RESERVED_NAMES:
         raise ValueError(f"{name!r} would shadow a package the generated code imports")
+    if name == STANDALONE_FOLDER:
+        raise ValueError(f"{name!r} is the folder of the standalone packages in generated/")
     return name
 
 

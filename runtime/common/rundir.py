@@ -89,7 +89,8 @@ def prepare_run_dir(path: Path) -> Path:
 
 def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Let `write` fill a temporary file beside `path`, then swap it in, so readers never see half a file."""
-    tmp = path.with_name(f".tmp-{path.name}")  # keeps the suffix, which model.save and np.savez insist on
+    # The name keeps the suffix, which model.save and np.savez insist on.
+    tmp = path.with_name(f".tmp-{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -214,18 +215,18 @@ HISTORY = TypeAdapter(list[EpochRecord])
 
 
 def epoch_record(epoch: int, train: tuple[float, float], val: tuple[float, float] | None, lr: float, seconds: float):
-    """One history.json entry for the 0-based `epoch`."""
+    """One history.json entry for the 0-based `epoch`: EpochRecord's fields, which read it back (a plain dict, so the
+    standalone packages print this function as it is, without pydantic)."""
     val_loss, val_accuracy = val if val is not None else (None, None)
-    record = EpochRecord(
-        epoch=epoch + 1,
-        train_loss=train[0],
-        train_accuracy=train[1],
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        learning_rate=lr,
-        seconds=round(seconds, 3),
-    )
-    return record.model_dump()
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(train[0]),
+        "train_accuracy": float(train[1]),
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "learning_rate": float(lr),
+        "seconds": round(seconds, 3),
+    }
 
 
 def run_info(

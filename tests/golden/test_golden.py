@@ -17,6 +17,10 @@ REGENERATE = "fmnist-dsl build --notebook specs/*.yaml"  # the golden record car
 PACKAGE_FILES = sorted(
     ["__init__.py", "torch_model.py", "keras_model.py", "train_torch.py", "train_keras.py", "spec.json"]
 )
+STANDALONE = REPO / "generated" / "standalone"
+STANDALONE_FILES = sorted(
+    ["__init__.py", "shared.py", "torch_model.py", "keras_model.py", "train_torch.py", "train_keras.py", "README.md"]
+)
 
 
 def cli(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
@@ -28,6 +32,27 @@ def cli(*args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
 def test_committed_generated_matches_specs():
     diffs = stale_files(build_packages(SPECS, notebook=True), REPO / "generated")
     assert not diffs, "".join(diffs) + f"\ngenerated/ is stale; regenerate with: {REGENERATE}"
+
+
+def test_committed_standalone_packages_match_specs():
+    packages = build_packages(SPECS, standalone=True)
+    assert sorted(package.name for package in packages) == sorted(path.name for path in STANDALONE.iterdir())
+    assert all(sorted(package.files) == STANDALONE_FILES for package in packages)
+    diffs = stale_files(packages, STANDALONE)
+    assert not diffs, (
+        "".join(diffs) + "\ngenerated/standalone/ is stale; regenerate with: fmnist-dsl build --standalone specs/*.yaml"
+    )
+
+
+def test_check_flags_a_hand_edit_of_a_standalone_package(tmp_path):
+    shutil.copytree(STANDALONE / "mlp", tmp_path / "mlp")
+    args = ("build", "--standalone", "--check", str(REPO / "specs/mlp.yaml"), "--out", str(tmp_path))
+    assert cli(*args).returncode == 0
+    edited = tmp_path / "mlp" / "shared.py"
+    edited.write_text(edited.read_text().replace("[seed, epoch]", "[seed, epoch + 1]", 1))
+    result = cli(*args)
+    assert result.returncode == 1 and "+    perm = np.random.default_rng([seed, epoch]).permutation" in result.stdout
+    assert "fmnist-dsl build --standalone" in result.stderr
 
 
 def test_check_flags_a_hand_edit(tmp_path):
@@ -55,10 +80,21 @@ def test_build_is_byte_identical_across_hash_seeds_and_folders(tmp_path):
         assert files == sorted([*PACKAGE_FILES, "notebook.ipynb"]), f"{name}: {files}"
 
 
-def test_build_imports_no_framework(tmp_path):
+def test_build_is_byte_identical_in_standalone_mode_across_hash_seeds(tmp_path):
+    trees = []
+    for seed in ("0", "4242"):
+        out = tmp_path / f"out{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+        assert cli("build", "--standalone", *map(str, SPECS), "--out", str(out), env=env).returncode == 0
+        trees.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert trees[0] == trees[1] and len(trees[0]) == len(SPECS) * len(STANDALONE_FILES)
+
+
+@pytest.mark.parametrize("mode", [[], ["--standalone"]], ids=["packages", "standalone"])
+def test_build_imports_no_framework(tmp_path, mode):
     code = (
         "import sys; from compilers.cli import main; "
-        f"assert main(['build', *{list(map(str, SPECS))!r}, '--out', {str(tmp_path)!r}]) == 0; "
+        f"assert main(['build', *{mode!r}, *{list(map(str, SPECS))!r}, '--out', {str(tmp_path)!r}]) == 0; "
         "loaded = [m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules]; "
         "assert not loaded, loaded"
     )

@@ -96,6 +96,12 @@ REFUSED = {
     "python tag": (("name: lenet5", "name: !!python/object:os.system {}"), 2, "", "malformed YAML"),
     "alias containing itself": (("layers:", "x: &a [*a]\nlayers:"), 4, "x[0]", "an alias that contains itself"),
     "unknown lint code": (("name: lenet5", "name: lenet5\nlint: {ignore: [FM999]}"), 3, "lint.ignore[0]", "'FM101'"),
+    "the standalone packages' folder as a name": (
+        ("name: lenet5", "name: standalone"),
+        2,
+        "name",
+        "standalone packages",
+    ),
 }
 
 
@@ -170,3 +176,24 @@ def test_refusal_through_the_command_exits_2_and_writes_nothing(tmp_path):
         )
         assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def build(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "compilers.cli", "build", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+
+
+def test_standalone_refuses_what_its_scripts_cannot_train_and_writes_nothing(tmp_path):
+    spec = tmp_path / "lenet5.yaml"
+    spec.write_text(LENET.replace("epochs: 20", "epochs: 20\n  precision: bf16"))
+    out = tmp_path / "out"
+    assert build(str(spec), "--out", str(out)).returncode == 0  # the installed runtime trains it
+    result = build("--standalone", str(spec), "--out", str(out / "standalone"))
+    assert result.returncode == 2 and not (out / "standalone").exists()
+    assert result.stderr == (
+        f"fmnist-dsl: {spec}: training.precision: bf16: the standalone scripts train in float32;"
+        " build it without --standalone\n"
+    )
+    result = build("--standalone", "--notebook", str(REPO / "specs" / "mlp.yaml"), "--out", str(out / "standalone"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--notebook" in result.stderr
+    assert not (out / "standalone").exists()

@@ -5,7 +5,9 @@ imports neither runtime nor a framework; runtime never imports compilers, and of
 once, shared with the spec checks, the compiler and the CLI); runtime/common imports no framework
 and none of the framework parts; runtime/torch never the Keras side, runtime/keras never the PyTorch side (except the
 adapter for Keras's own PyTorch backend); generated code imports only the standard library, numpy, runtime's neutral
-part and its own framework's, its own framework, its own package and the classes of its tables' rows (dsl.tables).
+part and its own framework's, its own framework, its own package and the classes of its tables' rows (dsl.tables);
+a standalone package (generated/standalone/) imports nothing of fmnist-dsl: the standard library, numpy, its own
+files, and its framework (torch with accelerate and tqdm, or keras) in the files of that framework.
 """
 
 import ast
@@ -27,6 +29,12 @@ KERAS_ON_TORCH = PurePosixPath("runtime/keras/backends/torch.py")  # Keras's PyT
 CHECKED = ("dsl", "compilers", "runtime", "generated")
 GENERATED_SIDES = {"torch_model": "torch", "train_torch": "torch", "keras_model": "keras", "train_keras": "keras"}
 ALLOWED_IN_GENERATED = set(sys.stdlib_module_names) | {"numpy", "runtime.common", "dsl.tables"}
+STANDALONE_SIDES = {
+    "torch_model": {"torch"},
+    "train_torch": {"torch", "accelerate", "tqdm"},
+    "keras_model": {"keras"},
+    "train_keras": {"keras"},
+}
 
 
 def within(module: str, packages) -> bool:
@@ -57,7 +65,7 @@ def broken_rule(path: PurePosixPath, module: str) -> str | None:
     if top == "runtime":
         return _runtime_rule(path, part, module)
     if top == "generated":
-        return _generated_rule(path, module)
+        return _standalone_rule(path, module) if part == "standalone" else _generated_rule(path, module)
     return None
 
 
@@ -84,6 +92,13 @@ def _generated_rule(path: PurePosixPath, module: str) -> str | None:
         "generated code imports only the standard library, numpy, runtime's neutral part and its own framework's "
         "(and dsl.tables)"
     )
+
+
+def _standalone_rule(path: PurePosixPath, module: str) -> str | None:
+    own = {".".join(path.parts[:3])} | STANDALONE_SIDES.get(path.stem, set())
+    if within(module, set(sys.stdlib_module_names) | {"numpy"} | own):
+        return None
+    return "a standalone package imports only the standard library, numpy, its own files and their framework"
 
 
 def violations(path: PurePosixPath, source: str) -> list[str]:
@@ -121,6 +136,12 @@ PLANTED = [
     ("generated/mlp/__init__.py", "import keras\n", "generated code imports only"),
     ("generated/mlp/train_torch.py", "import requests\n", "generated code imports only"),
     ("generated/mlp/train_torch.py", "from generated.lenet5 import WEIGHTS\n", "generated code imports only"),
+    ("generated/standalone/mlp/train_torch.py", "from runtime.common import data\n", "a standalone package"),
+    ("generated/standalone/mlp/torch_model.py", "from dsl.dataset import CLASS_NAMES\n", "a standalone package"),
+    ("generated/standalone/mlp/shared.py", "import torch\n", "a standalone package"),
+    ("generated/standalone/mlp/train_keras.py", "from tqdm import tqdm\n", "a standalone package"),
+    ("generated/standalone/mlp/keras_model.py", "from ..lenet5 import shared\n", "a standalone package"),
+    ("generated/standalone/mlp/train_torch.py", "import fmnist_dsl\n", "a standalone package"),
 ]
 
 
@@ -142,6 +163,9 @@ ALLOWED = [
     ("generated/mlp/train_keras.py", "from pathlib import Path\nimport keras\nfrom runtime.keras import init\n"),
     ("generated/mlp/__init__.py", "def f():\n    from runtime.common import data\n    from .torch_model import M\n"),
     ("generated/mlp/train_torch.py", "from . import RECIPE\nimport numpy as np\n"),
+    ("generated/standalone/mlp/train_torch.py", "from accelerate import Accelerator\nfrom tqdm.auto import tqdm\n"),
+    ("generated/standalone/mlp/train_keras.py", "import keras\nfrom keras import ops\nfrom .shared import RECIPE\n"),
+    ("generated/standalone/mlp/shared.py", "import gzip\nimport numpy as np\n"),
 ]
 
 

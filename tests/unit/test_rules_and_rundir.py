@@ -38,3 +38,10 @@ def test_json_writes_are_atomic_and_unwritable_folders_are_refused(tmp_path: Pat
     (tmp_path / "file").write_text("")
     with pytest.raises(rundir.RunDirError, match="not writable"):
         rundir.prepare_run_dir(tmp_path / "file" / "run")
+
+
+def test_an_epoch_record_has_exactly_the_fields_history_json_is_read_back_with():
+    """epoch_record builds a plain dict (the standalone packages print it without pydantic); EpochRecord reads it."""
+    record = rundir.epoch_record(0, (0.5, 0.75), None, 0.1, 1.23456)
+    assert set(record) == set(rundir.EpochRecord.model_fields)
+    assert rundir.EpochRecord.model_validate(record).model_dump() == record
