@@ -91,7 +91,7 @@ def eval_outputs(package, torch_model, keras_model) -> tuple[np.ndarray, np.ndar
 def test_both_frameworks_start_from_bit_identical_weights(name):
     package, torch_model, keras_model = loaded_pair(name, SEED)
     pairs = {pair.label: pair for pair in tensor_pairs(torch_model, keras_model)}
-    drawn = {f"{row[0]}.{row[1]}": values for row, values in initial_weights(package.WEIGHTS, SEED)}
+    drawn = {f"{row.layer}.{row.variable}": values for row, values in initial_weights(package.WEIGHTS, SEED)}
     assert pairs.keys() == drawn.keys()  # every weight of both models comes from the table
     for label, pair in pairs.items():
         keras_values = np.asarray(pair.keras_variable.numpy())
@@ -118,7 +118,7 @@ def test_another_seed_gives_other_weights_in_both():
 def test_a_load_that_skips_the_flatten_reorder_is_caught(monkeypatch):
     """The checks above fail when PyTorch receives fc1's rows in Keras's flat order."""
     layout = torch_init.to_torch_layout
-    monkeypatch.setattr(torch_init, "to_torch_layout", lambda values, flattened: layout(values, None))
+    monkeypatch.setattr(torch_init, "to_torch_layout", lambda values, flattened, shape: layout(values, None, shape))
     package, torch_model, keras_model = loaded_pair("lenet5", SEED)
     unequal = [
         p.label

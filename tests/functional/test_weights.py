@@ -121,7 +121,7 @@ def test_a_seed_is_one_starting_point_in_both_frameworks(tmp_path, monkeypatch):
     torch_model = _starting_model(package, "train_torch", monkeypatch, 7)
     keras_model = _starting_model(package, "train_keras", monkeypatch, 7)
     pairs = weights.tensor_pairs(torch_model, keras_model)
-    table = [f"{layer}.{variable}" for layer, variable, *_ in package.WEIGHTS]
+    table = [f"{row.layer}.{row.variable}" for row in package.WEIGHTS]
     assert sorted(pair.label for pair in pairs) == sorted(table)
     for pair in pairs:
         assert np.array_equal(weights.torch_array(pair), keras.ops.convert_to_numpy(pair.keras_variable)), pair.label
