@@ -122,6 +122,10 @@ class GlobalAvgPoolOp(Op):
 class GlobalMaxPoolOp(Op):
     kind: ClassVar[str] = "globalmaxpool"
 
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return ("GlobalMaxPool2d",)
+
 
 @dataclass(frozen=True)
 class ZeroPaddingOp(Op):

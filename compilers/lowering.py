@@ -230,7 +230,7 @@ def _lower_reshaping(name: str, layer, shape: LayerShape) -> ir.Op:
     if isinstance(layer, dsl_layers.GlobalAvgPool):
         return ir.GlobalAvgPoolOp(name=name, attrs=(name, f"{name}_flatten"))
     if isinstance(layer, dsl_layers.GlobalMaxPool):
-        return ir.GlobalMaxPoolOp(name=name, attrs=(name, f"{name}_flatten"))
+        return ir.GlobalMaxPoolOp(name=name, attrs=(name,))
     if isinstance(layer, dsl_layers.ZeroPadding):
         (top, bottom), (left, right) = layer.padding
         return ir.ZeroPaddingOp(

@@ -75,7 +75,9 @@ def _windowed(field: str, shape: Shape, window: tuple[int, int], strides: tuple[
 
 
 def _dilated(where: str, layer, shape: Shape) -> Shape:
-    """The output height and width of a (possibly dilated) convolution; Keras refuses strides with dilation."""
+    """The output height and width of a (possibly dilated) convolution, refusing the strides TensorFlow refuses."""
+    if not isinstance(layer, Conv2D) and layer.strides[0] != layer.strides[1]:
+        raise ShapeProblem(f"{where}.strides", "TensorFlow's depthwise convolution takes equal strides only")
     if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
         raise ShapeProblem(f"{where}.dilation_rate", "Keras does not take strides > 1 together with dilation_rate > 1")
     span = effective_window(layer.kernel_size, layer.dilation_rate)

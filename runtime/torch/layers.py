@@ -62,6 +62,17 @@ class SamePadAvgPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, pad={self.pad}"
 
 
+class GlobalMaxPool2d(nn.Module):
+    """(N, C, H, W) to (N, C): each channel's maximum over the positions.
+
+    Its gradient is shared equally among tied maxima, as TensorFlow's, jax's and Keras-on-PyTorch's reductions share
+    it; nn.AdaptiveMaxPool2d(1) gives all of it to one of them.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
 class ChannelLayerNorm(nn.Module):
     """Keras's LayerNormalization(axis=-1): each position's channel vector (dim 1) normalised, gamma and beta per
     channel, each optional on its own (nn.LayerNorm normalises the trailing axes and has no beta without gamma)."""

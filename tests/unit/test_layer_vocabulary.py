@@ -135,6 +135,13 @@ REFUSED = {
         "layers[0].SeparableConv2D.dilation_rate",
         "strides > 1 together with dilation_rate > 1",
     ),
+    "unequal depthwise strides": (
+        "[9, 9, 2]",
+        ["DepthwiseConv2D: {kernel_size: 3, strides: [1, 2]}"],
+        4,
+        "layers[0].DepthwiseConv2D.strides",
+        "equal strides only",
+    ),
     "global pool on a flat input": (
         "[9, 9, 2]",
         ["Flatten: {}", "GlobalAvgPool: {}"],

@@ -19,12 +19,10 @@ from torch import nn  # noqa: E402
 from fmnist_dsl.strategies import build_architecture  # noqa: E402
 from runtime.common.layouts import to_channels_first, to_channels_last  # noqa: E402
 from runtime.interop import parity, weights  # noqa: E402
-from tests.recipes import full_optimizer  # noqa: E402
+from tests.recipes import TF_FLOAT32_INSIDE_TOL, full_optimizer  # noqa: E402
 
 ORACLE_TOL = 1e-5  # float32 models against the float64 oracle, values of order 1
 INPUT = (9, 8, 4)
-# TensorFlow resizes bilinearly in float32 whatever the input's type, so its float64 trajectory is float32-exact only.
-TF_BILINEAR_FLOAT64_TOL = 1e-7
 
 
 # ---- the oracle: each construct's meaning, in numpy, channels-last, float64 ----
@@ -346,5 +344,30 @@ def test_cross_framework_parity(name, tmp_path):
     report = parity.check(package, optimizer, steps=100)
     bilinear_on_tf = name == "bilinear upsampling" and report.keras_backend == "tensorflow"
     if bilinear_on_tf:
-        report.targets |= {"loss": TF_BILINEAR_FLOAT64_TOL, "weights": TF_BILINEAR_FLOAT64_TOL}
+        report.targets |= {"loss": TF_FLOAT32_INSIDE_TOL, "weights": TF_FLOAT32_INSIDE_TOL}
     assert report.judge().ok, report.to_dict()
+
+
+def test_onnx_export_keeps_every_construct(tmp_path):
+    from runtime.interop import export
+
+    layers = [*PARITY_SPECS["pools and padding"][:4], *PARITY_SPECS["depthwise and separable"][:4]]
+    layers += [{"UpSampling": {"interpolation": "bilinear"}}, {"GlobalAvgPool": {}}, {"LayerNorm": {"center": False}}]
+    package = _package(layers, tmp_path, (10, 9, 2))
+    torch_model, _ = parity.build_pair(package)
+    images = parity.random_data((10, 9, 2), count=16).test_images
+    export.export_onnx(torch_model.eval(), (10, 9, 2), tmp_path / "model.onnx")
+    onnx_out = export.onnx_predict(tmp_path / "model.onnx", images)
+    assert np.max(np.abs(onnx_out - export.torch_predict(torch_model, images))) <= ORACLE_TOL
+
+
+def test_global_max_pool_shares_a_tied_maximum_gradient(tmp_path):
+    """Keras's reductions (TensorFlow, jax, torch.amax) give each of n tied maxima 1/n of the gradient."""
+    torch_model = _package([{"GlobalMaxPool": {}}], tmp_path).build_torch_model()
+    images = torch.ones((2, 3, 4, 5), requires_grad=True)  # every position ties
+    torch_model(images).sum().backward()
+    assert torch.allclose(images.grad, torch.full_like(images, 1 / 20))
+    images.grad = None
+    torch_model.gmp1 = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())  # the whole gradient to one position
+    torch_model(images).sum().backward()
+    assert not torch.allclose(images.grad, torch.full_like(images, 1 / 20))
