@@ -84,14 +84,16 @@ class ChannelLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(features)) if center else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.promote_types(dtype, torch.float32))  # in at least float32 under bf16 or fp16, as Keras does
         var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
         x = (x - mean) * torch.rsqrt(var + self.eps)
         shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel, broadcast over the positions
         if self.weight is not None:
-            x = x * self.weight.view(shape)
+            x = x * self.weight.to(x.dtype).view(shape)
         if self.bias is not None:
-            x = x + self.bias.view(shape)
-        return x
+            x = x + self.bias.to(x.dtype).view(shape)
+        return x.to(dtype)
 
     def extra_repr(self) -> str:
         return f"{self.features}, eps={self.eps}, center={self.bias is not None}, scale={self.weight is not None}"

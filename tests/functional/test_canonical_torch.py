@@ -131,7 +131,7 @@ def test_keras_weights_come_back_into_the_hand_written_model(hand, images):
 def per_layer_figures() -> dict[str, float]:
     torch_model, keras_model = parity.build_pair(lenet5)
     images = parity.random_data(lenet5.INPUT_SHAPE, count=8).test_images
-    pairs = [(name, output_attr) for name, _, output_attr, *_ in lenet5.LAYERS]
+    pairs = [(row.name, row.output_attr) for row in lenet5.LAYERS]
     return parity.forward_diffs(torch_model, keras_model, images, pairs)[1]
 
 
