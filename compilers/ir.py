@@ -4,7 +4,7 @@ Where the frameworks spell one meaning differently the IR holds both spellings
 (`torch_*`, `keras_*`); templates only print them.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dsl.tables import LayerRow, WeightRow
@@ -24,6 +24,11 @@ class Op:
     def output_attr(self) -> str:
         """The PyTorch submodule whose output is this layer's output."""
         return self.attrs[-1]
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        """The runtime.torch.layers classes its PyTorch spelling uses."""
+        return ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,38 @@ class Conv2DOp(Op):
     torch_activation: str | None
     kernel_initializer: str
     bias_initializer: str
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2DOp(Op):
+    """PyTorch: a Conv2d with one group per input channel, the same kernels in the same output order."""
+
+    kind: ClassVar[str] = "depthwiseconv2d"
+    in_channels: int
+    depth_multiplier: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int]
+    dilation: tuple[int, int]
+    keras_padding: str
+    torch_padding: tuple[int, int]
+    torch_pad: Pads | None
+    use_bias: bool
+    keras_activation: str | None
+    torch_activation: str | None
+    kernel_initializer: str
+    bias_initializer: str
+
+
+@dataclass(frozen=True)
+class SeparableConv2DOp(DepthwiseConv2DOp):
+    kind: ClassVar[str] = "separableconv2d"
+    filters: int = field(kw_only=True)
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return ("SeparableConv2d",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +103,61 @@ class MaxPoolOp(Op):
 
 
 @dataclass(frozen=True)
+class AvgPoolOp(MaxPoolOp):
+    """`torch_pad`: an asymmetric `same`, which runtime.torch.layers.SamePadAvgPool2d pads and leaves out."""
+
+    kind: ClassVar[str] = "avgpool"
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return ("SamePadAvgPool2d",) if self.torch_pad else ()
+
+
+@dataclass(frozen=True)
+class GlobalAvgPoolOp(Op):
+    kind: ClassVar[str] = "globalavgpool"
+
+
+@dataclass(frozen=True)
+class GlobalMaxPoolOp(Op):
+    kind: ClassVar[str] = "globalmaxpool"
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return ("GlobalMaxPool2d",)
+
+
+@dataclass(frozen=True)
+class ZeroPaddingOp(Op):
+    kind: ClassVar[str] = "zeropadding"
+    keras_padding: tuple[tuple[int, int], tuple[int, int]]  # (top, bottom), (left, right)
+    torch_pad: Pads
+
+
+@dataclass(frozen=True)
+class UpSamplingOp(Op):
+    kind: ClassVar[str] = "upsampling"
+    size: tuple[int, int]
+    interpolation: str
+
+
+@dataclass(frozen=True)
+class LayerNormOp(Op):
+    """`torch_class`: nn.LayerNorm on a flat input with gamma and beta both or neither, else ChannelLayerNorm."""
+
+    kind: ClassVar[str] = "layernorm"
+    features: int
+    epsilon: float
+    center: bool
+    scale: bool
+    torch_class: str
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return () if self.torch_class.startswith("nn.") else (self.torch_class,)
+
+
+@dataclass(frozen=True)
 class BatchNormOp(Op):
     kind: ClassVar[str] = "batchnorm"
     features: int
@@ -73,6 +165,10 @@ class BatchNormOp(Op):
     keras_momentum: float
     torch_momentum: float
     epsilon: float
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return (self.torch_class,)
 
 
 @dataclass(frozen=True)
@@ -94,6 +190,8 @@ class ActivationOp(Op):
 
 
 OP_TYPES: tuple[type[Op], ...] = (DenseOp, Conv2DOp, MaxPoolOp, BatchNormOp, DropoutOp, FlattenOp, ActivationOp)
+OP_TYPES += (AvgPoolOp, GlobalAvgPoolOp, GlobalMaxPoolOp, ZeroPaddingOp, UpSamplingOp, LayerNormOp)
+OP_TYPES += (DepthwiseConv2DOp, SeparableConv2DOp)
 
 
 @dataclass(frozen=True)

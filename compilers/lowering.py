@@ -7,7 +7,7 @@ from compilers import ir
 from compilers.naming import class_name, layer_names
 from compilers.torch_spelling import ACTIVATION_MODULES, init_line
 from dsl import layers as dsl_layers
-from dsl.shapes import LayerShape, infer_shapes, same_padding
+from dsl.shapes import LayerShape, effective_window, infer_shapes, same_padding
 from dsl.spec import Spec
 from dsl.tables import LayerRow, WeightRow
 from dsl.training import SGD, Training
@@ -51,7 +51,7 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
         spec_json=spec_json,
         input_shape=tuple(spec.input),
         ops=ops,
-        runtime_layers=tuple(sorted({op.torch_class for op in ops if isinstance(op, ir.BatchNormOp)})),
+        runtime_layers=tuple(sorted({name for op in ops for name in op.runtime_layers})),
         init_lines=tuple(line for layer, name in zip(spec.layer_list(), names) for line in _init_lines(name, layer[1])),
         trainable=sum(shape.trainable for shape in shapes),
         non_trainable=sum(shape.non_trainable for shape in shapes),
@@ -71,11 +71,23 @@ def lower_training(training: Training) -> dict:
     return {key: values[key] for key in RECIPE_ORDER}
 
 
-def _kernel_shape(layer, input_shape) -> tuple[int, ...]:
-    """A Dense kernel's (in, units) or a Conv2D kernel's (height, width, in, filters): Keras's layout."""
+KERNELS = (dsl_layers.Dense, dsl_layers.Conv2D, dsl_layers.DepthwiseConv2D, dsl_layers.SeparableConv2D)
+
+
+def _kernel_shapes(layer, input_shape) -> dict[str, tuple[int, ...]]:
+    """A layer's kernels by Keras's variable name, in Keras's layout: (in, units) for Dense, (height, width, in /
+    groups, filters) for Conv2D, (height, width, in, multiplier) for a depthwise kernel, (1, 1, in * multiplier,
+    filters) for a pointwise one."""
+    if isinstance(layer, dsl_layers.Dense):
+        return {"kernel": (input_shape[0], layer.units)}
+    channels = input_shape[-1]
     if isinstance(layer, dsl_layers.Conv2D):
-        return (*layer.kernel_size, input_shape[-1], layer.filters)
-    return (input_shape[0], layer.units)
+        return {"kernel": (*layer.kernel_size, channels // layer.groups, layer.filters)}
+    depthwise = (*layer.kernel_size, channels, layer.depth_multiplier)
+    if isinstance(layer, dsl_layers.DepthwiseConv2D):
+        return {"kernel": depthwise}
+    pointwise = (1, 1, channels * layer.depth_multiplier, layer.filters)
+    return {"depthwise_kernel": depthwise, "pointwise_kernel": pointwise}
 
 
 def _layer_row(op: ir.Op, kind: str, shape: LayerShape) -> LayerRow:
@@ -88,16 +100,20 @@ def _weight_rows(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
     for name, (_, layer), shape in zip(names, kinds_and_layers, shapes):
         if isinstance(layer, dsl_layers.Flatten):
             flattened = shape.input_shape if len(shape.input_shape) == 3 else None
-        elif isinstance(layer, (dsl_layers.Dense, dsl_layers.Conv2D)):
-            kernel_shape = _kernel_shape(layer, shape.input_shape)
-            yield WeightRow(name, "kernel", kernel_shape, layer.kernel_initializer, flattened)
+        elif isinstance(layer, KERNELS):
+            for variable, kernel_shape in _kernel_shapes(layer, shape.input_shape).items():
+                yield WeightRow(name, variable, kernel_shape, layer.kernel_initializer, flattened)
             if layer.use_bias:
-                yield WeightRow(name, "bias", kernel_shape[-1:], layer.bias_initializer, None)
+                yield WeightRow(name, "bias", shape.output_shape[-1:], layer.bias_initializer, None)
             if isinstance(layer, dsl_layers.Dense):
                 flattened = None
         elif isinstance(layer, dsl_layers.BatchNorm):
             for variable, initializer in BATCHNORM_WEIGHTS:
                 yield WeightRow(name, variable, shape.input_shape[-1:], initializer, flattened)
+        elif isinstance(layer, dsl_layers.LayerNorm):
+            for variable, initializer in BATCHNORM_WEIGHTS[:2]:
+                if layer.scale if variable == "gamma" else layer.center:
+                    yield WeightRow(name, variable, shape.input_shape[-1:], initializer, flattened)
 
 
 def _final_activation(spec: Spec) -> str:
@@ -105,7 +121,7 @@ def _final_activation(spec: Spec) -> str:
     for _, layer in reversed(spec.layer_list()):
         if isinstance(layer, dsl_layers.ActivationLayer):
             return layer.name
-        if isinstance(layer, (dsl_layers.Dense, dsl_layers.Conv2D)):
+        if isinstance(layer, KERNELS):
             return layer.activation
         if not isinstance(layer, dsl_layers.Dropout):
             return "none"
@@ -123,12 +139,19 @@ def _activation_fields(name: str, activation: str) -> dict:
 
 
 def _init_lines(name: str, layer) -> list[str]:
-    """The PyTorch statements initialising a Dense or Conv2D layer's tensors; none for other layers."""
-    if not isinstance(layer, (dsl_layers.Dense, dsl_layers.Conv2D)):
+    """The PyTorch statements initialising a layer's kernels and bias; none for layers without them."""
+    if not isinstance(layer, KERNELS):
         return []
-    lines = [init_line(layer.kernel_initializer, f"self.{name}.weight", is_matrix=True)]
+    if isinstance(layer, dsl_layers.SeparableConv2D):
+        depthwise, bias = f"self.{name}.depthwise.weight", f"self.{name}.pointwise.bias"
+        lines = [init_line(layer.kernel_initializer, depthwise, is_matrix=True, multiplier=layer.depth_multiplier)]
+        lines.append(init_line(layer.kernel_initializer, f"self.{name}.pointwise.weight", is_matrix=True))
+    else:
+        multiplier = layer.depth_multiplier if isinstance(layer, dsl_layers.DepthwiseConv2D) else None
+        bias = f"self.{name}.bias"
+        lines = [init_line(layer.kernel_initializer, f"self.{name}.weight", is_matrix=True, multiplier=multiplier)]
     if layer.use_bias:
-        lines.append(init_line(layer.bias_initializer, f"self.{name}.bias", is_matrix=False))
+        lines.append(init_line(layer.bias_initializer, bias, is_matrix=False))
     return lines
 
 
@@ -150,28 +173,70 @@ def _padding_fields(name: str, shape: LayerShape, window, strides, padding: str)
     return {"keras_padding": "same", "torch_padding": (0, 0), "torch_pad": pads, "attrs": (f"{name}_pad", name)}
 
 
-def _lower_conv(name: str, layer: dsl_layers.Conv2D, shape: LayerShape) -> ir.Conv2DOp:
-    padding = _padding_fields(name, shape, layer.kernel_size, layer.strides, layer.padding)
+def _conv_fields(name: str, layer, shape: LayerShape) -> dict:
+    """What every convolution shares: window, padding (of the dilated kernel's span), activation, initialisers."""
+    span = effective_window(layer.kernel_size, layer.dilation_rate)
+    padding = _padding_fields(name, shape, span, layer.strides, layer.padding)
     activation = _activation_fields(name, layer.activation)
     attrs = padding.pop("attrs")[:-1] + activation.pop("attrs")
-    return ir.Conv2DOp(
-        name=name,
-        attrs=attrs,
-        in_channels=shape.input_shape[2],
-        filters=layer.filters,
-        kernel_size=layer.kernel_size,
-        strides=layer.strides,
-        use_bias=layer.use_bias,
+    return {
+        "name": name,
+        "attrs": attrs,
+        "in_channels": shape.input_shape[2],
+        "kernel_size": layer.kernel_size,
+        "strides": layer.strides,
+        "dilation": layer.dilation_rate,
+        "use_bias": layer.use_bias,
         **padding,
         **activation,
         **_init_fields(layer),
+    }
+
+
+def _lower_conv(name: str, layer, shape: LayerShape) -> ir.Op:
+    fields = _conv_fields(name, layer, shape)
+    if isinstance(layer, dsl_layers.Conv2D):
+        return ir.Conv2DOp(filters=layer.filters, groups=layer.groups, **fields)
+    if isinstance(layer, dsl_layers.DepthwiseConv2D):
+        return ir.DepthwiseConv2DOp(depth_multiplier=layer.depth_multiplier, **fields)
+    return ir.SeparableConv2DOp(depth_multiplier=layer.depth_multiplier, filters=layer.filters, **fields)
+
+
+def _lower_pool(name: str, layer, shape: LayerShape) -> ir.MaxPoolOp:
+    strides = layer.strides or layer.pool_size
+    padding = _padding_fields(name, shape, layer.pool_size, strides, layer.padding)
+    if isinstance(layer, dsl_layers.AvgPool):
+        # No pad module: SamePadAvgPool2d pads itself, so that it can leave the padded cells out of each mean.
+        return ir.AvgPoolOp(name=name, pool_size=layer.pool_size, strides=strides, **padding | {"attrs": (name,)})
+    return ir.MaxPoolOp(name=name, pool_size=layer.pool_size, strides=strides, **padding)
+
+
+def _lower_layernorm(name: str, layer: dsl_layers.LayerNorm, shape: LayerShape) -> ir.LayerNormOp:
+    # nn.LayerNorm normalises trailing axes (the channels only on a flat input) and has no beta without gamma.
+    native = len(shape.input_shape) == 1 and layer.center == layer.scale
+    return ir.LayerNormOp(
+        name=name,
+        attrs=(name,),
+        features=shape.input_shape[-1],
+        epsilon=layer.epsilon,
+        center=layer.center,
+        scale=layer.scale,
+        torch_class="nn.LayerNorm" if native else "ChannelLayerNorm",
     )
 
 
-def _lower_pool(name: str, layer: dsl_layers.MaxPool, shape: LayerShape) -> ir.MaxPoolOp:
-    strides = layer.strides or layer.pool_size
-    padding = _padding_fields(name, shape, layer.pool_size, strides, layer.padding)
-    return ir.MaxPoolOp(name=name, pool_size=layer.pool_size, strides=strides, **padding)
+def _lower_reshaping(name: str, layer, shape: LayerShape) -> ir.Op:
+    """The layers that move values without weights: global pools, zero padding, upsampling."""
+    if isinstance(layer, dsl_layers.GlobalAvgPool):
+        return ir.GlobalAvgPoolOp(name=name, attrs=(name, f"{name}_flatten"))
+    if isinstance(layer, dsl_layers.GlobalMaxPool):
+        return ir.GlobalMaxPoolOp(name=name, attrs=(name,))
+    if isinstance(layer, dsl_layers.ZeroPadding):
+        (top, bottom), (left, right) = layer.padding
+        return ir.ZeroPaddingOp(
+            name=name, attrs=(name,), keras_padding=layer.padding, torch_pad=(left, right, top, bottom)
+        )
+    return ir.UpSamplingOp(name=name, attrs=(name,), size=layer.size, interpolation=layer.interpolation)
 
 
 def _lower_dense(name: str, layer: dsl_layers.Dense, shape: LayerShape) -> ir.DenseOp:
@@ -198,11 +263,18 @@ def _lower_batchnorm(name: str, layer: dsl_layers.BatchNorm, shape: LayerShape) 
     )
 
 
+RESHAPING = (dsl_layers.GlobalAvgPool, dsl_layers.GlobalMaxPool, dsl_layers.ZeroPadding, dsl_layers.UpSampling)
+
+
 def _lower_layer(name: str, layer, shape: LayerShape) -> ir.Op:
-    if isinstance(layer, dsl_layers.Conv2D):
+    if isinstance(layer, KERNELS[1:]):
         return _lower_conv(name, layer, shape)
-    if isinstance(layer, dsl_layers.MaxPool):
+    if isinstance(layer, (dsl_layers.MaxPool, dsl_layers.AvgPool)):
         return _lower_pool(name, layer, shape)
+    if isinstance(layer, RESHAPING):
+        return _lower_reshaping(name, layer, shape)
+    if isinstance(layer, dsl_layers.LayerNorm):
+        return _lower_layernorm(name, layer, shape)
     if isinstance(layer, dsl_layers.Dense):
         return _lower_dense(name, layer, shape)
     if isinstance(layer, dsl_layers.BatchNorm):

@@ -11,6 +11,14 @@ ATTR_PREFIX = {
     "Dropout": "dropout",
     "Flatten": "flatten",
     "Activation": "act",
+    "AvgPool": "avgpool",
+    "GlobalAvgPool": "gap",
+    "GlobalMaxPool": "gmp",
+    "ZeroPadding": "zeropad",
+    "UpSampling": "upsample",
+    "LayerNorm": "ln",
+    "DepthwiseConv2D": "dwconv",
+    "SeparableConv2D": "sepconv",
 }
 
 

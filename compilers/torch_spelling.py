@@ -19,8 +19,14 @@ NATIVE_INIT = {
 }
 
 
-def init_line(initializer: str, tensor: str, is_matrix: bool) -> str:
-    """The statement that initialises `tensor`; Keras's truncated he_normal and 1-D fans need runtime."""
-    if initializer in NATIVE_INIT and (is_matrix or initializer == "zeros"):
+def init_line(initializer: str, tensor: str, is_matrix: bool, multiplier: int | None = None) -> str:
+    """The statement that initialises `tensor`; Keras's truncated he_normal and 1-D fans need runtime.
+
+    `multiplier`: a depthwise kernel's depth multiplier. PyTorch holds it as (in * multiplier, 1, h, w), whose fans
+    are not those of Keras's (h, w, in, multiplier), so runtime computes Keras's from the multiplier.
+    """
+    if initializer == "zeros" or initializer in NATIVE_INIT and is_matrix and multiplier is None:
         return NATIVE_INIT[initializer].format(tensor)
+    if multiplier is not None:
+        return f"torch_init.{initializer}_({tensor}, depth_multiplier={multiplier})"
     return f"torch_init.{initializer}_({tensor})"

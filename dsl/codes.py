@@ -18,7 +18,8 @@ class Code:
 CODES: dict[str, Code] = {
     "FM101": Code(
         "bias directly before BatchNorm",
-        "A Dense or Conv2D layer with `use_bias: true` and no activation, followed directly by BatchNorm. BatchNorm "
+        "A Dense, Conv2D, DepthwiseConv2D or SeparableConv2D layer with `use_bias: true` and no activation, followed "
+        "directly by BatchNorm. BatchNorm "
         "subtracts the batch mean of every channel, so a constant added to a channel before it cancels: the bias "
         "has a zero gradient in exact arithmetic. In floating point its gradient is rounding noise, which Adam, "
         "dividing by the gradient's own scale, turns into visible steps (and weight decay adds to), so the bias "
@@ -47,13 +48,14 @@ CODES: dict[str, Code] = {
     ),
     "FM105": Code(
         "stride larger than its window",
-        "A Conv2D whose stride exceeds its kernel size, or a MaxPool whose stride exceeds its pool size, in height "
-        "or width. The windows then leave gaps: the rows or columns between them are never read, so their pixels "
-        "do not influence the output at all. Make the window at least as large as the stride.",
+        "A convolution whose stride exceeds its kernel's span (the kernel size, dilated), or a MaxPool or AvgPool "
+        "whose stride exceeds its pool size, in height or width. The windows then leave gaps: the rows or columns "
+        "between them are never read, so their pixels do not influence the output at all. Make the window at least as "
+        "large as the stride.",
     ),
     "FM106": Code(
         "`valid` window drops rows or columns",
-        "A `valid` Conv2D or MaxPool where (input - window) is not a multiple of the stride, in height or width. "
+        "A `valid` convolution or pool where (input - window) is not a multiple of the stride, in height or width. "
         "The last windows do not fit, and the remaining bottom rows or right columns of the input are never read "
         "(for example a 2x2 pool on a 7x7 map ignores the 7th row and column). Use `same` padding or change the "
         "window or stride so that they tile the input.",
@@ -85,5 +87,12 @@ CODES: dict[str, Code] = {
         "improvement, which needs more than `patience` epochs, so the run always trains every epoch; with "
         "`restore_best_weights` it still returns the best epoch's weights, but the stopping rule itself never "
         "acts. Lower the patience or raise `epochs`.",
+    ),
+    "FM111": Code(
+        "LayerNorm over a single channel",
+        "A LayerNorm whose input has one channel (one feature when flat). It normalises each position's channel "
+        "vector, and a vector of one value minus its mean is zero: the output is beta (or zero) whatever the input, "
+        "so nothing before it can reach the loss. Normalise a wider layer, or use BatchNorm, which normalises each "
+        "channel over the batch.",
     ),
 }

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, PositiveInt
+from pydantic import AfterValidator, BaseModel, Field, NonNegativeInt, PositiveInt
 
 from dsl.base import SPEC_CONFIG, as_tuple
 
@@ -18,6 +18,20 @@ def _as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
 
 # An int or an [height, width] pair, always stored as a pair.
 Pair = Annotated[PositiveInt | as_tuple(tuple[PositiveInt, PositiveInt]), AfterValidator(_as_pair)]
+
+_Sides = as_tuple(tuple[NonNegativeInt, NonNegativeInt])
+
+
+def _as_sides(value) -> tuple[tuple[int, int], tuple[int, int]]:
+    if isinstance(value, int):
+        return (value, value), (value, value)
+    if isinstance(value[0], int):
+        return (value[0], value[0]), (value[1], value[1])
+    return tuple(value[0]), tuple(value[1])
+
+
+# An int, an [height, width] pair or [[top, bottom], [left, right]], always stored as the last.
+Sides = Annotated[NonNegativeInt | _Sides | as_tuple(tuple[_Sides, _Sides]), AfterValidator(_as_sides)]
 
 
 class _Layer(BaseModel):
@@ -35,12 +49,18 @@ class Dense(_Layer):
 
 
 class Conv2D(_Layer):
-    """2-D convolution; `same` padding follows TensorFlow (extra padding at bottom/right)."""
+    """2-D convolution; `same` padding follows TensorFlow (extra padding at bottom/right).
+
+    `dilation_rate` spaces the kernel's taps; `groups` splits input channels and filters into that many independent
+    convolutions (it divides both).
+    """
 
     filters: PositiveInt
     kernel_size: Pair
     strides: Pair = (1, 1)
     padding: Padding = "valid"
+    dilation_rate: Pair = (1, 1)
+    groups: PositiveInt = 1
     activation: Activation = "none"
     use_bias: bool = True
     kernel_initializer: Initializer = "glorot_uniform"
@@ -53,6 +73,72 @@ class MaxPool(_Layer):
     pool_size: Pair = (2, 2)
     strides: Pair | None = None
     padding: Padding = "valid"
+
+
+class DepthwiseConv2D(_Layer):
+    """Each input channel convolved with its own `depth_multiplier` kernels; output channel c * multiplier + m."""
+
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
+    depth_multiplier: PositiveInt = 1
+    dilation_rate: Pair = (1, 1)
+    activation: Activation = "none"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+
+
+class SeparableConv2D(_Layer):
+    """A depthwise convolution without bias, then a 1x1 convolution to `filters` with the one bias (Keras's)."""
+
+    filters: PositiveInt
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding = "valid"
+    depth_multiplier: PositiveInt = 1
+    dilation_rate: Pair = (1, 1)
+    activation: Activation = "none"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+
+
+class AvgPool(_Layer):
+    """2-D average pooling; strides default to the pool size, `same` leaves padded cells out of each mean (TF)."""
+
+    pool_size: Pair = (2, 2)
+    strides: Pair | None = None
+    padding: Padding = "valid"
+
+
+class GlobalAvgPool(_Layer):
+    """The mean of each channel over height and width: (height, width, channels) to (channels)."""
+
+
+class GlobalMaxPool(_Layer):
+    """The maximum of each channel over height and width: (height, width, channels) to (channels)."""
+
+
+class UpSampling(_Layer):
+    """Keras's UpSampling2D: rows and columns repeated `size` times, or bilinear with half-pixel centres."""
+
+    size: Pair = (2, 2)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+
+class ZeroPadding(_Layer):
+    """Zeros around each feature map: an int, [height, width] or [[top, bottom], [left, right]]."""
+
+    padding: Sides = ((1, 1), (1, 1))
+
+
+class LayerNorm(_Layer):
+    """Normalise each position's channel vector (Keras's axis=-1): gamma and beta per channel."""
+
+    epsilon: float = Field(default=1e-3, gt=0)
+    center: bool = True
+    scale: bool = True
 
 
 class BatchNorm(_Layer):
@@ -86,4 +172,12 @@ LAYER_TYPES: dict[str, type[_Layer]] = {
     "Dropout": Dropout,
     "Flatten": Flatten,
     "Activation": ActivationLayer,
+    "AvgPool": AvgPool,
+    "GlobalAvgPool": GlobalAvgPool,
+    "GlobalMaxPool": GlobalMaxPool,
+    "ZeroPadding": ZeroPadding,
+    "UpSampling": UpSampling,
+    "LayerNorm": LayerNorm,
+    "DepthwiseConv2D": DepthwiseConv2D,
+    "SeparableConv2D": SeparableConv2D,
 }

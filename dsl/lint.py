@@ -7,14 +7,28 @@ from pathlib import Path
 import yaml
 
 from dsl.codes import LARGE_DENSE_WEIGHTS, SMALL_BATCH
-from dsl.layers import ActivationLayer, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool
+from dsl.layers import (
+    ActivationLayer,
+    AvgPool,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Dropout,
+    Flatten,
+    LayerNorm,
+    MaxPool,
+    SeparableConv2D,
+)
 from dsl.loader import line_of, parse_document, read_spec_text
-from dsl.shapes import LayerShape, infer_shapes
+from dsl.shapes import LayerShape, effective_window, infer_shapes
 from dsl.spec import Spec
 
 PROBABILITIES = ("softmax", "log_softmax")
 # Layers that neither mix features nor change the shape: a Dense after Flatten and these is still "after Flatten".
-SHAPE_KEEPING = (BatchNorm, Dropout, ActivationLayer)
+SHAPE_KEEPING = (BatchNorm, Dropout, ActivationLayer, LayerNorm)
+CONVOLUTIONS = (Conv2D, DepthwiseConv2D, SeparableConv2D)
+POOLS = (MaxPool, AvgPool)
 
 # (field, code, message) before the field is located; the field is a path inside the spec.
 RawFinding = tuple[str, str, str]
@@ -60,6 +74,7 @@ def raw_findings(spec: Spec) -> list[RawFinding]:
     layers = spec.layer_list()
     shapes = infer_shapes(spec)
     findings = [*_window_rules(layers, shapes), *_order_rules(layers), *_size_rules(spec, layers, shapes)]
+    findings += list(_normalisation_rules(layers, shapes))
     findings += list(_training_rules(spec))
     return sorted(findings, key=lambda finding: (_layer_index(finding[0]), finding[1]))
 
@@ -83,7 +98,7 @@ def _order_rules(layers: list[tuple[str, object]]) -> Iterator[RawFinding]:
     """FM101 to FM104: what a layer means given its neighbour."""
     for index, ((kind, layer), (next_kind, after)) in enumerate(zip(layers, [*layers[1:], (None, None)])):
         where = f"layers[{index}].{kind}"
-        if isinstance(layer, (Dense, Conv2D)) and layer.use_bias and layer.activation == "none":
+        if isinstance(layer, (Dense, *CONVOLUTIONS)) and layer.use_bias and layer.activation == "none":
             if isinstance(after, BatchNorm):
                 yield (
                     f"{where}.use_bias",
@@ -107,9 +122,10 @@ def _order_rules(layers: list[tuple[str, object]]) -> Iterator[RawFinding]:
 def _window_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[RawFinding]:
     """FM105 and FM106: windows that leave pixels unread."""
     for index, ((kind, layer), shape) in enumerate(zip(layers, shapes)):
-        if not isinstance(layer, (Conv2D, MaxPool)):
+        if not isinstance(layer, (*CONVOLUTIONS, *POOLS)):
             continue
-        window = layer.kernel_size if isinstance(layer, Conv2D) else layer.pool_size
+        is_conv = isinstance(layer, CONVOLUTIONS)
+        window = effective_window(layer.kernel_size, layer.dilation_rate) if is_conv else layer.pool_size
         strides = layer.strides or window
         where = f"layers[{index}].{kind}"
         if any(s > k for s, k in zip(strides, window)):
@@ -122,7 +138,15 @@ def _window_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) ->
                 f"a valid {_pair(window)} window with stride {_pair(strides)} on the {size} input never reads its last "
                 f"{dropped[0]} row(s) and {dropped[1]} column(s)"
             )
-            yield f"{where}.{'kernel_size' if isinstance(layer, Conv2D) else 'pool_size'}", "FM106", message
+            yield f"{where}.{'kernel_size' if is_conv else 'pool_size'}", "FM106", message
+
+
+def _normalisation_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[RawFinding]:
+    """FM111: a LayerNorm with nothing to normalise."""
+    for index, ((kind, layer), shape) in enumerate(zip(layers, shapes)):
+        if isinstance(layer, LayerNorm) and shape.input_shape[-1] == 1:
+            message = f"LayerNorm over the single channel of {shape.input_shape}: its output is constant"
+            yield f"layers[{index}].{kind}", "FM111", message
 
 
 def _pair(values: tuple[int, int]) -> str:

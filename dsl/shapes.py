@@ -6,10 +6,27 @@ Shapes are channels-last: (height, width, channels) for feature maps, (features,
 from dataclasses import dataclass
 from math import ceil
 
-from dsl.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool
+from dsl.layers import (
+    AvgPool,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    LayerNorm,
+    MaxPool,
+    SeparableConv2D,
+    UpSampling,
+    ZeroPadding,
+)
 from dsl.spec import Spec
 
 Shape = tuple[int, ...]
+# Layers that take (height, width, channels) feature maps only.
+SPATIAL = (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPool, AvgPool, GlobalAvgPool, GlobalMaxPool)
+SPATIAL += (UpSampling, ZeroPadding)
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,11 @@ def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def effective_window(window: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """The span of a dilated kernel: (k - 1) * d + 1 per dimension."""
+    return tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+
+
 def _windowed(field: str, shape: Shape, window: tuple[int, int], strides: tuple[int, int], padding: str) -> Shape:
     height, width = shape[0], shape[1]
     if padding == "valid" and (window[0] > height or window[1] > width):
@@ -52,24 +74,70 @@ def _windowed(field: str, shape: Shape, window: tuple[int, int], strides: tuple[
     return tuple(spatial_output(n, k, s, padding) for n, k, s in zip((height, width), window, strides))
 
 
+def _dilated(where: str, layer, shape: Shape) -> Shape:
+    """The output height and width of a (possibly dilated) convolution, refusing the strides TensorFlow refuses."""
+    if not isinstance(layer, Conv2D) and layer.strides[0] != layer.strides[1]:
+        raise ShapeProblem(f"{where}.strides", "TensorFlow's depthwise convolution takes equal strides only")
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ShapeProblem(f"{where}.dilation_rate", "Keras does not take strides > 1 together with dilation_rate > 1")
+    span = effective_window(layer.kernel_size, layer.dilation_rate)
+    if span != layer.kernel_size and layer.padding == "valid" and (span[0] > shape[0] or span[1] > shape[1]):
+        raise ShapeProblem(
+            f"{where}.dilation_rate",
+            f"the dilated kernel spans {list(span)}, more than the {shape[0]}x{shape[1]} input",
+        )
+    return _windowed(f"{where}.kernel_size", shape, span, layer.strides, layer.padding)
+
+
+def _conv_shape(where: str, kind: str, layer, shape: Shape) -> LayerShape:
+    hw, taps, channels = _dilated(where, layer, shape), layer.kernel_size[0] * layer.kernel_size[1], shape[2]
+    if isinstance(layer, Conv2D):
+        for count, name in ((channels, "input channels"), (layer.filters, "filters")):
+            if count % layer.groups:
+                raise ShapeProblem(f"{where}.groups", f"{layer.groups} groups do not divide the {count} {name}")
+        weights, out = taps * channels // layer.groups * layer.filters, layer.filters
+    elif isinstance(layer, DepthwiseConv2D):
+        out = channels * layer.depth_multiplier
+        weights = taps * out
+    else:  # SeparableConv2D: the depthwise kernel, then the 1x1 pointwise one
+        depth = channels * layer.depth_multiplier
+        weights, out = taps * depth + depth * layer.filters, layer.filters
+    return LayerShape(kind, shape, (*hw, out), weights + out * layer.use_bias, 0)
+
+
+def _pooled(where: str, kind: str, layer, shape: Shape) -> LayerShape:
+    strides = layer.strides or layer.pool_size
+    hw = _windowed(f"{where}.pool_size", shape, layer.pool_size, strides, layer.padding)
+    return LayerShape(kind, shape, (*hw, shape[2]), 0, 0)
+
+
+def _resized(kind: str, layer, shape: Shape) -> LayerShape:
+    if isinstance(layer, UpSampling):
+        return LayerShape(kind, shape, (shape[0] * layer.size[0], shape[1] * layer.size[1], shape[2]), 0, 0)
+    (top, bottom), (left, right) = layer.padding
+    return LayerShape(kind, shape, (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0, 0)
+
+
 def _infer_layer(index: int, kind: str, layer, shape: Shape) -> LayerShape:
     where = f"layers[{index}].{kind}"
-    if isinstance(layer, (Conv2D, MaxPool)) and len(shape) != 3:
+    if isinstance(layer, SPATIAL) and len(shape) != 3:
         raise ShapeProblem(where, f"needs (height, width, channels) feature maps, got the flat shape {shape}")
-    if isinstance(layer, Conv2D):
-        hw = _windowed(f"{where}.kernel_size", shape, layer.kernel_size, layer.strides, layer.padding)
-        weights = layer.kernel_size[0] * layer.kernel_size[1] * shape[2] * layer.filters
-        return LayerShape(kind, shape, (*hw, layer.filters), weights + layer.filters * layer.use_bias, 0)
-    if isinstance(layer, MaxPool):
-        strides = layer.strides or layer.pool_size
-        hw = _windowed(f"{where}.pool_size", shape, layer.pool_size, strides, layer.padding)
-        return LayerShape(kind, shape, (*hw, shape[2]), 0, 0)
+    if isinstance(layer, (Conv2D, DepthwiseConv2D, SeparableConv2D)):
+        return _conv_shape(where, kind, layer, shape)
+    if isinstance(layer, (MaxPool, AvgPool)):
+        return _pooled(where, kind, layer, shape)
+    if isinstance(layer, (GlobalAvgPool, GlobalMaxPool)):
+        return LayerShape(kind, shape, (shape[2],), 0, 0)
+    if isinstance(layer, (UpSampling, ZeroPadding)):
+        return _resized(kind, layer, shape)
     if isinstance(layer, Dense):
         if len(shape) != 1:
             raise ShapeProblem(where, f"needs a flat input, got {shape}: add a Flatten layer before it")
         return LayerShape(kind, shape, (layer.units,), shape[0] * layer.units + layer.units * layer.use_bias, 0)
     if isinstance(layer, BatchNorm):
         return LayerShape(kind, shape, shape, 2 * shape[-1], 2 * shape[-1])
+    if isinstance(layer, LayerNorm):
+        return LayerShape(kind, shape, shape, (layer.center + layer.scale) * shape[-1], 0)
     if isinstance(layer, Flatten):
         size = 1
         for n in shape:

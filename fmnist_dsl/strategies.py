@@ -42,7 +42,11 @@ def _spatial(shape, window, strides, padding) -> tuple[int, int]:
 
 
 def _shape_keeping_layer(draw, functions: tuple[str, ...]) -> dict:
-    kind = draw(st.sampled_from(["BatchNorm", "Dropout", "Activation"]))
+    kind = draw(st.sampled_from(["BatchNorm", "Dropout", "Activation", "LayerNorm"]))
+    if kind == "LayerNorm":
+        values = {"epsilon": draw(st.sampled_from([1e-3, 0.1])), "center": draw(st.booleans())}
+        values |= {"scale": draw(st.booleans())}
+        return {"LayerNorm": _args(draw, values, {"epsilon": 1e-3, "center": True, "scale": True})}
     if kind == "BatchNorm":
         values = {"momentum": draw(st.sampled_from([0.5, 0.9, 0.99]))}
         values |= {"epsilon": draw(st.sampled_from([1e-3, 1e-5, 0.1]))}
@@ -52,34 +56,81 @@ def _shape_keeping_layer(draw, functions: tuple[str, ...]) -> dict:
     return {"Activation": {"name": draw(st.sampled_from(functions))}}
 
 
-def _conv(draw, shape, functions: tuple[str, ...]) -> tuple[dict, tuple[int, ...]]:
-    window, strides = _window(draw, shape, 5)
-    padding, filters = draw(PADDINGS), draw(st.integers(1, 6))
-    values = {"filters": filters, "kernel_size": window, "strides": strides, "padding": padding}
-    values |= {"activation": draw(st.sampled_from(("none", *functions))), "use_bias": draw(st.booleans())}
+def _kernel_args(draw, functions: tuple[str, ...]) -> tuple[dict, dict]:
+    """The arguments every convolution shares besides its window: (values, defaults)."""
+    values = {"activation": draw(st.sampled_from(("none", *functions))), "use_bias": draw(st.booleans())}
     values |= {"kernel_initializer": draw(INITIALIZERS), "bias_initializer": draw(INITIALIZERS)}
-    defaults = {"strides": (1, 1), "padding": "valid", "activation": "none", "use_bias": True}
-    args = _args(draw, values, defaults | {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"})
-    args |= {key: _pair(draw, args[key]) for key in ("kernel_size", "strides") if key in args}
-    return {"Conv2D": args}, (*_spatial(shape, window, strides, padding), filters)
+    defaults = {"strides": (1, 1), "padding": "valid", "activation": "none", "use_bias": True, "dilation_rate": (1, 1)}
+    return values, defaults | {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros", "groups": 1}
 
 
-def _pool(draw, shape) -> tuple[dict, tuple[int, ...]]:
+def _dilation(draw, shape, window, strides, padding) -> tuple[int, int]:
+    """A dilation of 2 where Keras takes one (stride 1) and the dilated kernel still fits a `valid` input."""
+    if strides != (1, 1) or not draw(st.booleans()):
+        return (1, 1)
+    fits = all(padding == "same" or 2 * (k - 1) + 1 <= n for k, n in zip(window, shape[:2]))
+    return (2, 2) if fits else (1, 1)
+
+
+def _conv(draw, shape, functions: tuple[str, ...], kind: str = "Conv2D") -> tuple[dict, tuple[int, ...]]:
+    window, strides = _window(draw, shape, 5 if kind == "Conv2D" else 3)
+    padding = draw(PADDINGS)
+    values, defaults = _kernel_args(draw, functions)
+    if kind != "Conv2D":  # TensorFlow's depthwise convolution takes equal strides only
+        strides = (strides[0], strides[0])
+        # A zero depthwise kernel makes every later value constant: the frameworks' figures would compare noise.
+        values["kernel_initializer"] = draw(st.sampled_from([i for i in Initializer.__args__ if i != "zeros"]))
+    dilation = _dilation(draw, shape, window, strides, padding)
+    values |= {"kernel_size": window, "strides": strides, "padding": padding, "dilation_rate": dilation}
+    if kind == "Conv2D":
+        groups = draw(st.sampled_from([g for g in range(1, shape[2] + 1) if shape[2] % g == 0]))
+        channels = groups * draw(st.integers(1, 6 // groups))
+        values |= {"filters": channels, "groups": groups}
+    else:
+        multiplier = draw(st.integers(1, 2))
+        values["depth_multiplier"] = multiplier
+        channels = shape[2] * multiplier
+        if kind == "SeparableConv2D":
+            channels = values["filters"] = draw(st.integers(1, 6))
+    args = _args(draw, values, defaults | {"depth_multiplier": 1})
+    args |= {key: _pair(draw, args[key]) for key in ("kernel_size", "strides", "dilation_rate") if key in args}
+    span = tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+    return {kind: args}, (*_spatial(shape, span, strides, padding), channels)
+
+
+def _pool(draw, shape, kind: str = "MaxPool") -> tuple[dict, tuple[int, ...]]:
     window, strides = _window(draw, shape, 3)
     padding = draw(PADDINGS)
     values = {"pool_size": window, "strides": None if draw(st.booleans()) else strides, "padding": padding}
     args = _args(draw, values, {"pool_size": (2, 2), "strides": None, "padding": "valid"})
     args |= {key: _pair(draw, args[key]) for key in ("pool_size", "strides") if args.get(key) is not None}
     output = _spatial(shape, window, values["strides"] or window, padding)
-    return {"MaxPool": args}, (*output, shape[2])
+    return {kind: args}, (*output, shape[2])
+
+
+def _resizing(draw, shape) -> tuple[dict, tuple[int, ...]]:
+    """ZeroPadding, or an UpSampling kept small (maps of at most 8x8 grow, by at most 2)."""
+    if max(shape[:2]) > 8 or draw(st.booleans()):
+        sides = tuple(tuple(draw(st.integers(0, 2)) for _ in range(2)) for _ in range(2))
+        grown = (shape[0] + sum(sides[0]), shape[1] + sum(sides[1]), shape[2])
+        return {"ZeroPadding": {"padding": [list(side) for side in sides]}}, grown
+    size = tuple(draw(st.integers(1, 2)) for _ in range(2))
+    values = {"size": size, "interpolation": draw(st.sampled_from(["nearest", "bilinear"]))}
+    args = _args(draw, values, {"size": (2, 2), "interpolation": "nearest"})
+    if "size" in args:
+        args["size"] = _pair(draw, size)
+    return {"UpSampling": args}, (shape[0] * size[0], shape[1] * size[1], shape[2])
 
 
 def _feature_map_layer(draw, shape, functions: tuple[str, ...]) -> tuple[dict, tuple[int, ...]]:
-    kind = draw(st.sampled_from(["Conv2D", "Conv2D", "MaxPool", "other"]))
-    if kind == "Conv2D":
-        return _conv(draw, shape, functions)
-    if kind == "MaxPool":
-        return _pool(draw, shape)
+    kinds = ["Conv2D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPool", "AvgPool", "resize", "other"]
+    kind = draw(st.sampled_from(kinds))
+    if kind.endswith("Conv2D"):
+        return _conv(draw, shape, functions, kind)
+    if kind.endswith("Pool"):
+        return _pool(draw, shape, kind)
+    if kind == "resize":
+        return _resizing(draw, shape)
     return _shape_keeping_layer(draw, functions), shape
 
 
@@ -95,7 +146,8 @@ def _flat_layer(draw, functions: tuple[str, ...]) -> dict:
 
 @st.composite
 def architectures(draw, classes: int | None = None, name: str = "arch", inner_probabilities: bool = False) -> dict:
-    """A spec as a dict: feature-map layers, Flatten, then flat layers; ends in a `classes`-way Dense if given.
+    """A spec as a dict: feature-map layers, Flatten or a global pool, then flat layers; ends in a `classes`-way Dense
+    if given.
 
     `inner_probabilities`: let softmax and log_softmax appear before the last layer too (for tests of shapes).
     """
@@ -105,7 +157,7 @@ def architectures(draw, classes: int | None = None, name: str = "arch", inner_pr
     for _ in range(draw(st.integers(0, 4))):
         layer, shape = _feature_map_layer(draw, shape, functions)
         spec["layers"].append(layer)
-    spec["layers"].append({"Flatten": {}})
+    spec["layers"].append({draw(st.sampled_from(["Flatten", "Flatten", "GlobalAvgPool", "GlobalMaxPool"])): {}})
     spec["layers"] += [_flat_layer(draw, functions) for _ in range(draw(st.integers(0, 4)))]
     if classes:
         spec["layers"].append({"Dense": {"units": classes, "activation": draw(HEADS)}})

@@ -27,3 +27,16 @@ def full_optimizer(optimizer: dict) -> dict:
 def make_recipe(optimizer: dict | None = None, **overrides) -> Recipe:
     """The default recipe with `optimizer` (a partial spec section, defaults filled in) and flat overrides."""
     return Recipe.from_dict(_lowered(optimizer) | overrides)
+
+
+# TensorFlow computes two things in float32 whatever the model's type: its exact gelu multiplies by 1/sqrt(2) cast from
+# a float32 constant (off by up to 5e-9, PyTorch's is exact to rounding), and its bilinear resize runs in float32. A few
+# SGD steps carry that into the weights at about 1e-8.
+TF_FLOAT32_INSIDE_TOL = 1e-7
+
+
+def float32_inside_tensorflow(spec: dict) -> bool:
+    """Whether a drawn spec uses gelu or bilinear upsampling, which TensorFlow computes in float32."""
+    values = [args.get(key) for layer in spec["layers"] for args in layer.values() for key in ("activation", "name")]
+    values += [args.get("interpolation") for layer in spec["layers"] for args in layer.values()]
+    return "gelu" in values or "bilinear" in values

@@ -1,8 +1,9 @@
 """Copy weights between the PyTorch and Keras models generated from one spec, pairing layers by name.
 
 Layouts (runtime.common.layouts): Dense kernels are transposed ((out, in) vs (in, out)), Conv2D kernels are OIHW
-vs HWIO, and BatchNorm's weight/bias/running_mean/running_var are gamma/beta/moving_mean/moving_variance. The
-weights acting on a flattened feature map (the first Dense after a Flatten, and a BatchNorm between them) have
+vs HWIO (a depthwise kernel then reshaped), and BatchNorm's weight/bias/running_mean/running_var are
+gamma/beta/moving_mean/moving_variance; a SeparableConv2d's are in its depthwise and pointwise submodules. The weights
+acting on a flattened feature map (the first Dense after a Flatten, and a BatchNorm between them) have
 their feature rows reordered: Keras flattens (height, width, channel), `nn.Flatten` (channel, height, width).
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.common.layouts import TORCH_NAMES, FeatureMap, to_keras_layout, to_torch_layout
+from runtime.common.layouts import FeatureMap, to_keras_layout, to_torch_layout, torch_name
 
 _BOOKKEEPING = ("num_batches_tracked",)
 
@@ -33,9 +34,9 @@ class TensorPair:
 
 
 def _torch_tensors(module) -> dict[str, Any]:
-    """A submodule's own parameters and state buffers, by attribute name."""
-    tensors = dict(module.named_parameters(recurse=False))
-    tensors.update((n, b) for n, b in module.named_buffers(recurse=False) if n not in _BOOKKEEPING and b is not None)
+    """A submodule's parameters and state buffers, by attribute path (`pointwise.weight` in a nested one)."""
+    tensors = dict(module.named_parameters())
+    tensors.update((n, b) for n, b in module.named_buffers() if n.split(".")[-1] not in _BOOKKEEPING and b is not None)
     return tensors
 
 
@@ -74,11 +75,11 @@ def _layer_pairs(name: str, module, layer, flattened: FeatureMap | None) -> list
     pairs = []
     for variable in layer.weights:
         keras_name = variable.name.split("/")[-1]
-        attr = TORCH_NAMES.get(keras_name)
+        attr = torch_name(module, keras_name)
         if attr not in tensors:
             raise ValueError(f"layer {name!r}: Keras weight {keras_name!r} has no PyTorch counterpart {attr!r}")
         tensor = tensors.pop(attr)
-        expected = to_keras_layout(np.empty(tuple(tensor.shape), dtype=np.uint8)).shape
+        expected = to_keras_layout(np.empty(tuple(tensor.shape), dtype=np.uint8), None, tuple(variable.shape)).shape
         if tuple(variable.shape) != expected:
             raise ValueError(
                 f"layer {name!r}: PyTorch {attr} has shape {tuple(tensor.shape)} (Keras layout {expected}), "
@@ -105,7 +106,7 @@ def tensor_pairs(torch_model, keras_model) -> list[TensorPair]:
 def torch_array(pair: TensorPair, tensor=None) -> np.ndarray:
     """The PyTorch side of a pair (or `tensor`, its gradient say) as an array in Keras's layout."""
     tensor = pair.torch_tensor if tensor is None else tensor
-    return to_keras_layout(tensor.detach().cpu().numpy(), pair.flattened)
+    return to_keras_layout(tensor.detach().cpu().numpy(), pair.flattened, tuple(pair.keras_variable.shape))
 
 
 def torch_to_keras(torch_model, keras_model) -> None:
@@ -123,5 +124,6 @@ def keras_to_torch(keras_model, torch_model) -> None:
     pairs = tensor_pairs(torch_model, keras_model)
     with torch.no_grad():
         for pair in pairs:
-            values = to_torch_layout(keras.ops.convert_to_numpy(pair.keras_variable), pair.flattened)
+            values = keras.ops.convert_to_numpy(pair.keras_variable)
+            values = to_torch_layout(values, pair.flattened, tuple(pair.torch_tensor.shape))
             pair.torch_tensor.copy_(torch.from_numpy(values))

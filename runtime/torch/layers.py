@@ -36,3 +36,94 @@ class BiasedVarBatchNorm1d(_BiasedVarBatchNorm, nn.BatchNorm1d):
 
 class BiasedVarBatchNorm2d(_BiasedVarBatchNorm, nn.BatchNorm2d):
     """nn.BatchNorm2d with Keras's running-variance update."""
+
+
+class SamePadAvgPool2d(nn.Module):
+    """Average pooling after an asymmetric `same` padding, the padded cells left out of each mean (TensorFlow's rule).
+
+    nn.AvgPool2d(count_include_pad=False) leaves out only the symmetric padding it adds itself; a pad layer before it
+    would make the padded zeros count. Here each window's sum is divided by the number of real cells it covers.
+    """
+
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad  # pad: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sums = nn.functional.avg_pool2d(
+            nn.functional.pad(x, self.pad), self.kernel_size, self.stride, divisor_override=1
+        )
+        ones = torch.ones_like(x[:1, :1])
+        cells = nn.functional.avg_pool2d(
+            nn.functional.pad(ones, self.pad), self.kernel_size, self.stride, divisor_override=1
+        )
+        return sums / cells
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, pad={self.pad}"
+
+
+class GlobalMaxPool2d(nn.Module):
+    """(N, C, H, W) to (N, C): each channel's maximum over the positions.
+
+    Its gradient is shared equally among tied maxima, as TensorFlow's, jax's and Keras-on-PyTorch's reductions share
+    it; nn.AdaptiveMaxPool2d(1) gives all of it to one of them.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
+class ChannelLayerNorm(nn.Module):
+    """Keras's LayerNormalization(axis=-1): each position's channel vector (dim 1) normalised, gamma and beta per
+    channel, each optional on its own (nn.LayerNorm normalises the trailing axes and has no beta without gamma)."""
+
+    def __init__(self, features: int, eps: float, center: bool = True, scale: bool = True) -> None:
+        super().__init__()
+        self.features, self.eps = features, eps
+        self.weight = nn.Parameter(torch.ones(features)) if scale else None
+        self.bias = nn.Parameter(torch.zeros(features)) if center else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.promote_types(dtype, torch.float32))  # in at least float32 under bf16 or fp16, as Keras does
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel, broadcast over the positions
+        if self.weight is not None:
+            x = x * self.weight.to(x.dtype).view(shape)
+        if self.bias is not None:
+            x = x + self.bias.to(x.dtype).view(shape)
+        return x.to(dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.features}, eps={self.eps}, center={self.bias is not None}, scale={self.weight is not None}"
+
+
+class SeparableConv2d(nn.Sequential):
+    """Keras's SeparableConv2D: a depthwise convolution without bias, then a 1x1 convolution holding the one bias."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+        depth_multiplier: int,
+        bias: bool,
+    ) -> None:
+        super().__init__()
+        depth = in_channels * depth_multiplier
+        self.depthwise = nn.Conv2d(
+            in_channels,
+            depth,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=in_channels,
+            bias=False,
+        )
+        self.pointwise = nn.Conv2d(depth, out_channels, kernel_size=1, bias=bias)

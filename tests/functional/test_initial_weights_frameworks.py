@@ -118,7 +118,7 @@ def test_another_seed_gives_other_weights_in_both():
 def test_a_load_that_skips_the_flatten_reorder_is_caught(monkeypatch):
     """The checks above fail when PyTorch receives fc1's rows in Keras's flat order."""
     layout = torch_init.to_torch_layout
-    monkeypatch.setattr(torch_init, "to_torch_layout", lambda values, flattened: layout(values, None))
+    monkeypatch.setattr(torch_init, "to_torch_layout", lambda values, flattened, shape: layout(values, None, shape))
     package, torch_model, keras_model = loaded_pair("lenet5", SEED)
     unequal = [
         p.label

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from dsl import SpecError, infer_shapes, load_spec, parse_spec
+from dsl.layers import LAYER_TYPES
 from dsl.shapes import same_padding
 from tests.conftest import SPECS
 from tests.recipes import SMALLEST_SPEC
@@ -129,6 +130,6 @@ def test_json_schema_lists_every_layer(tmp_path):
     )
     schema = json.loads(result.stdout)
     names = json.dumps(schema)
-    for kind in ("Dense", "Conv2D", "MaxPool", "BatchNorm", "Dropout", "Flatten", "Activation"):
+    for kind in LAYER_TYPES:
         assert f'"{kind}Entry"' in names
     assert schema["additionalProperties"] is False

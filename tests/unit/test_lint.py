@@ -69,7 +69,47 @@ CASES = {
         spec(*HEAD, *TAIL, batch=32, training="  epochs: 3\n  early_stopping: {patience: 3}\n"),
         spec(*HEAD, *TAIL, batch=32, training="  epochs: 4\n  early_stopping: {patience: 3}\n"),
     ),
+    "FM111": (
+        spec("Conv2D: {filters: 1, kernel_size: 3}", "LayerNorm: {}", *HEAD, *TAIL),
+        spec("Conv2D: {filters: 2, kernel_size: 3}", "LayerNorm: {}", *HEAD, *TAIL),
+    ),
 }
+
+# The window and bias rules on the newer layers: (code, a spec with the problem, its nearest neighbour without it).
+NEWER_LAYER_CASES = {
+    "bias of a separable conv before BatchNorm": (
+        "FM101",
+        spec("SeparableConv2D: {filters: 4, kernel_size: 3}", "BatchNorm: {}", *HEAD, *TAIL),
+        spec("SeparableConv2D: {filters: 4, kernel_size: 3, use_bias: false}", "BatchNorm: {}", *HEAD, *TAIL),
+    ),
+    "bias of a depthwise conv before BatchNorm": (
+        "FM101",
+        spec("DepthwiseConv2D: {kernel_size: 3}", "BatchNorm: {}", *HEAD, *TAIL),
+        spec("DepthwiseConv2D: {kernel_size: 3, activation: relu}", "BatchNorm: {}", *HEAD, *TAIL),
+    ),
+    "average pool with gaps": (
+        "FM105",
+        spec("AvgPool: {pool_size: 2, strides: 3, padding: same}", *HEAD, *TAIL),
+        spec("AvgPool: {pool_size: 3, strides: 3, padding: same}", *HEAD, *TAIL),
+    ),
+    "average pool dropping a row": (
+        "FM106",
+        spec("AvgPool: {pool_size: 3}", *HEAD, *TAIL),
+        spec("AvgPool: {pool_size: 4}", *HEAD, *TAIL),
+    ),
+    "depthwise stride dropping a row": (
+        "FM106",
+        spec("DepthwiseConv2D: {kernel_size: 3, strides: 2}", *HEAD, *TAIL),
+        spec("DepthwiseConv2D: {kernel_size: 4, strides: 2}", *HEAD, *TAIL),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NEWER_LAYER_CASES, ids=list(NEWER_LAYER_CASES))
+def test_rules_cover_the_newer_layers(case):
+    code, with_problem, without = NEWER_LAYER_CASES[case]
+    assert codes(with_problem) == [code], lint_text(with_problem)
+    assert codes(without) == [], lint_text(without)
 
 
 def test_a_plateau_schedule_that_never_acts():

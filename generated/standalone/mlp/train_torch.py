@@ -114,8 +114,9 @@ def load_initial_weights(model: torch.nn.Module, rows, seed: int) -> None:
     `rows` is the generated package's WEIGHTS table; each array goes to PyTorch's layout on the way in.
     """
     for row, values in initial_weights(rows, seed):
-        tensor = getattr(getattr(model, row.layer), TORCH_NAMES[row.variable])
-        tensor.copy_(torch.from_numpy(to_torch_layout(values, row.flattened)))
+        module = getattr(model, row.layer)
+        tensor = attrgetter(torch_name(module, row.variable))(module)
+        tensor.copy_(torch.from_numpy(to_torch_layout(values, row.flattened, tuple(tensor.shape))))
 
 
 def on_device(

@@ -11,18 +11,22 @@ from torch import nn
 TRUNCATED_NORMAL_STD = 0.87962566103423978
 
 
-def fans(tensor: torch.Tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) as Keras computes them for the matching kernel."""
+def fans(tensor: torch.Tensor, depth_multiplier: int | None = None) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them for the matching kernel (a depthwise one given its multiplier)."""
     if tensor.dim() == 1:
         return tensor.shape[0], tensor.shape[0]
     receptive_field = math.prod(tensor.shape[2:])
+    if depth_multiplier is not None:
+        return tensor.shape[
+            0
+        ] // depth_multiplier * receptive_field, depth_multiplier * receptive_field
     return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
 
 
 @torch.no_grad()
-def he_normal_(tensor: torch.Tensor) -> torch.Tensor:
+def he_normal_(tensor: torch.Tensor, depth_multiplier: int | None = None) -> torch.Tensor:
     """Keras's he_normal: a normal truncated at two standard deviations, variance 2 / fan_in."""
-    std = math.sqrt(2.0 / fans(tensor)[0]) / TRUNCATED_NORMAL_STD
+    std = math.sqrt(2.0 / fans(tensor, depth_multiplier)[0]) / TRUNCATED_NORMAL_STD
     return torch.nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2 * std, b=2 * std)
 
 

@@ -514,9 +514,16 @@ def flat_order_torch_to_keras(feature_map: FeatureMap) -> np.ndarray:
     )
 
 
-def to_torch_layout(array: np.ndarray, flattened: FeatureMap | None = None) -> np.ndarray:
-    """A Keras weight array in PyTorch's layout: (in, out) -> (out, in), HWIO -> OIHW (the inverse of the above)."""
+def to_torch_layout(
+    array: np.ndarray, flattened: FeatureMap | None = None, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """A Keras weight array in PyTorch's layout: (in, out) -> (out, in), HWIO -> OIHW (the inverse of the above).
+
+    `shape`: PyTorch's shape of the tensor, which tells a depthwise kernel.
+    """
     if array.ndim == 4:
+        if shape is not None and _is_depthwise(shape, array.shape):
+            array = array.reshape(shape[2], shape[3], shape[1], shape[0])
         return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
     if flattened is not None:
         array = array[np.argsort(flat_order_torch_to_keras(flattened))]
