@@ -201,6 +201,7 @@ class RunRecord(BaseModel):
     epochs_run: int | None = Field(default=None, ge=0)
     peak_rss_mb: float | None = None
     precision_ran: str | None = None  # None: a run from before it was recorded (float32 then)
+    imported_from: str | None = None  # `fmnist-dsl import`'s source model, for a run it wrote
 
 
 class MetricsRecord(BaseModel):

@@ -68,7 +68,7 @@ TOO_MANY = str(replicas.cores() * 2)
 
 
 CASES = {
-    "below-1": (["--replicas", "0"], "expected at least 1, received 0"),
+    "below-1": (["--replicas", "0"], "argument --replicas: 0 is not at least 1"),
     "not-dividing": (["--replicas", "3"], "3 does not divide the global batch_size 32"),
     "more-than-cores": (["--replicas", TOO_MANY, "--batch-size", str(int(TOO_MANY) * 8)], f"{TOO_MANY} replicas, but"),
 }

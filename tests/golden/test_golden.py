@@ -113,3 +113,13 @@ def test_every_ir_op_kind_has_a_macro_in_every_framework():
         macros = environment().get_template(f"{framework}/_layers.jinja").module
         missing = [op.kind for op in OP_TYPES if not callable(getattr(macros, op.kind, None))]
         assert not missing, f"{framework} templates lack macros for {missing}"
+
+
+def test_generated_code_has_no_undefined_or_unused_name():
+    """pyflakes' rules (ruff's F) over every generated package, the standalone ones included: a name a template
+    uses but does not import, or imports and never uses, fails here rather than when a user runs the script."""
+    from ruff.__main__ import find_ruff_bin
+
+    command = [find_ruff_bin(), "check", "--isolated", "--no-cache", "--select", "F", str(REPO / "generated")]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]

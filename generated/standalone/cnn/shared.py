@@ -504,6 +504,30 @@ TORCH_NAMES = {
     "moving_mean": "running_mean",
     "moving_variance": "running_var",
 }
+# PyTorch modules holding a Keras layer's weights in submodules: class name -> Keras variable -> attribute path.
+NESTED_TORCH_NAMES = {
+    "SeparableConv2d": {
+        "depthwise_kernel": "depthwise.weight",
+        "pointwise_kernel": "pointwise.weight",
+        "bias": "pointwise.bias",
+    },
+}
+
+
+def torch_name(module, variable: str) -> str:
+    """The attribute path, in PyTorch `module`, of the tensor holding Keras's `variable`; None if it has none."""
+    return NESTED_TORCH_NAMES.get(type(module).__name__, TORCH_NAMES).get(variable)
+
+
+def _is_depthwise(torch_shape: tuple[int, ...], keras_shape: tuple[int, ...] | None) -> bool:
+    """Whether a 4-D kernel is depthwise: PyTorch (in * multiplier, 1, h, w), Keras (h, w, in, multiplier)."""
+    if keras_shape is None or len(keras_shape) != 4:
+        return False
+    return (
+        torch_shape[1] == 1
+        and keras_shape[2] != 1
+        and keras_shape[2] * keras_shape[3] == torch_shape[0]
+    )
 
 
 def to_channels_first(images: np.ndarray) -> np.ndarray:
@@ -594,6 +618,11 @@ def replace_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def json_file(value: Any) -> Callable[[Path], Any]:
+    """A writer of `value` as JSON, for publish."""
+    return lambda path: path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
 def write_json(path: Path, value: Any) -> None:

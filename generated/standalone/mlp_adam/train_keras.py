@@ -36,6 +36,7 @@ from .shared import (
     DataError,
     EarlyStop,
     NonFiniteLossError,
+    Plateau,
     Recipe,
     augment,
     batch_order,

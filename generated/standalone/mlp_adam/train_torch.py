@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, replace
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,6 @@ from .shared import (
     LOSS_EPSILON,
     NAME,
     RECIPE,
-    TORCH_NAMES,
     WEIGHTS,
     DataError,
     EarlyStop,
@@ -49,6 +49,7 @@ from .shared import (
     test_metrics,
     to_channels_first,
     to_torch_layout,
+    torch_name,
     write_json,
 )
 from .torch_model import MlpAdam

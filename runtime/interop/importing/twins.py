@@ -64,16 +64,16 @@ def write_run(package, twins: dict, run_dir: Path, source: str, splits, outputs:
     versions = {"torch": {"torch": torch.__version__}, "keras": {"keras": keras.__version__}}
     for framework in FRAMEWORKS:
         folder = rundir.prepare_run_dir(run_dir / framework)
-        model_file = folder / export.MODEL_FILES[framework]
         if framework == "torch":
-            rundir.replace_atomically(model_file, lambda tmp: torch.save(twins["torch"].state_dict(), tmp))
+            model_file = {export.MODEL_FILES["torch"]: lambda tmp: torch.save(twins["torch"].state_dict(), tmp)}
         else:
-            rundir.replace_atomically(model_file, twins["keras"].save)
+            model_file = {export.MODEL_FILES["keras"]: twins["keras"].save}
         rundir.copy_spec(Path(package.__file__).parent / "spec.json", folder)
-        info = rundir.run_info(framework, recipe, "cpu", versions[framework], imported_from=source)
-        rundir.write_json(folder / "run.json", info | {"status": "finished", "epochs_run": 0})
         rundir.write_json(folder / "history.json", [])
+        info = rundir.run_info(framework, recipe, "cpu", versions[framework], "float32", imported_from=source)
         probabilities = export.probabilities(package.OUTPUT, outputs[framework])
         picked = probabilities[np.arange(len(splits.y_test)), splits.y_test]
         loss = float(np.mean(-np.log(np.clip(picked, LOSS_EPSILON, 1.0))))
-        rundir.write_results(folder, [], splits, probabilities.argmax(axis=1), loss)
+        info |= {"status": "finished", "epochs_run": 0}
+        # The model, metrics.json and run.json published together, as a finished training run's are.
+        rundir.write_results(folder, [], splits, probabilities.argmax(axis=1), loss, info, model_file)
