@@ -134,8 +134,10 @@ accelerator = script.Accelerator()
 data = script.on_device(splits.x_train.astype(np.float64), splits.y_train, accelerator.device)
 loss, accuracy = script.train_epoch(model, optimizer, accelerator, data, recipe, 0)
 weights = {{
-    f"{{layer}}.{{variable}}": getattr(getattr(model, layer), shared.TORCH_NAMES[variable]).detach().numpy()
-    for layer, variable, *_ in shared.WEIGHTS
+    f"{{row.layer}}.{{row.variable}}": getattr(getattr(model, row.layer), shared.TORCH_NAMES[row.variable])
+    .detach()
+    .numpy()
+    for row in shared.WEIGHTS
 }}
 np.savez("torch.npz", **weights)
 json.dump([loss, accuracy], open("torch.json", "w"))
@@ -155,9 +157,10 @@ script.compile_model(model, recipe)
 data = script.Batches(splits.x_train.astype(np.float64), splits.y_train, recipe)
 logs = model.fit(data, epochs=1, shuffle=False, verbose=0).history
 weights = {{}}
-for layer, variable, _, _, flattened in shared.WEIGHTS:
-    value = next(v for v in model.get_layer(layer).weights if v.name.split("/")[-1] == variable)
-    weights[f"{{layer}}.{{variable}}"] = shared.to_torch_layout(keras.ops.convert_to_numpy(value), flattened)
+for row in shared.WEIGHTS:
+    value = next(v for v in model.get_layer(row.layer).weights if v.name.split("/")[-1] == row.variable)
+    array = keras.ops.convert_to_numpy(value)
+    weights[f"{{row.layer}}.{{row.variable}}"] = shared.to_torch_layout(array, row.flattened)
 np.savez("keras.npz", **weights)
 json.dump([logs["loss"][0], logs["accuracy"][0]], open("keras.json", "w"))
 """
