@@ -54,7 +54,39 @@ def environment() -> jinja2.Environment:
     # Every value reaches the source as a Python literal, so spec text can never become code.
     env.filters["py"] = ascii
     env.filters["row"] = table_row
+    env.globals["keras_args"] = lambda **values: chosen_args(KERAS_DEFAULTS, values)
+    env.globals["torch_args"] = lambda **values: chosen_args(TORCH_DEFAULTS, values)
+    # A bias initialiser only where there is a bias; a pool's strides only where they are not its size (the default).
+    env.globals["bias_initializer"] = lambda op: op.bias_initializer if op.use_bias else None
+    env.globals["pool_strides"] = lambda op: None if tuple(op.strides) == tuple(op.pool_size) else op.strides
     return env
+
+
+# The frameworks' own defaults of the arguments the layer macros pass through keras_args / torch_args: a generated
+# call leaves them out, so it shows only what the spec chose. Arguments whose default differs between the frameworks
+# (BatchNorm's epsilon and momentum, LayerNorm's epsilon) are printed by the macros themselves, always.
+KERAS_DEFAULTS = {
+    "strides": (1, 1),
+    "padding": "valid",
+    "dilation_rate": (1, 1),
+    "groups": 1,
+    "depth_multiplier": 1,
+    "use_bias": True,
+    "kernel_initializer": "glorot_uniform",
+    "depthwise_initializer": "glorot_uniform",
+    "pointwise_initializer": "glorot_uniform",
+    "bias_initializer": "zeros",
+}
+TORCH_DEFAULTS = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True}
+
+
+def chosen_args(defaults: dict, values: dict) -> str:
+    """`, name=value` (literals, by ascii) for each value that is neither None (nothing to say) nor the default."""
+    return "".join(
+        f", {name}={ascii(value)}"
+        for name, value in values.items()
+        if value is not None and not (name in defaults and defaults[name] == value)
+    )
 
 
 def table_row(row) -> str:

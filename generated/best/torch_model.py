@@ -14,34 +14,28 @@ class Best(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
+        self.conv1 = nn.Conv2d(1, 64, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn1 = BiasedVarBatchNorm2d(64, eps=0.001, momentum=0.01)
         self.act1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(
-            64, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False
-        )
+        self.conv2 = nn.Conv2d(64, 64, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn2 = BiasedVarBatchNorm2d(64, eps=0.001, momentum=0.01)
         self.act2 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+        self.pool1 = nn.MaxPool2d(kernel_size=(2, 2))
         self.dropout1 = nn.Dropout(p=0.25)
-        self.conv3 = nn.Conv2d(
-            64, 128, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False
-        )
+        self.conv3 = nn.Conv2d(64, 128, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn3 = BiasedVarBatchNorm2d(128, eps=0.001, momentum=0.01)
         self.act3 = nn.ReLU()
-        self.conv4 = nn.Conv2d(
-            128, 128, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False
-        )
+        self.conv4 = nn.Conv2d(128, 128, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn4 = BiasedVarBatchNorm2d(128, eps=0.001, momentum=0.01)
         self.act4 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+        self.pool2 = nn.MaxPool2d(kernel_size=(2, 2))
         self.dropout2 = nn.Dropout(p=0.3)
         self.flatten1 = nn.Flatten()
         self.fc1 = nn.Linear(6272, 512, bias=False)
         self.bn5 = BiasedVarBatchNorm1d(512, eps=0.001, momentum=0.01)
         self.act5 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.4)
-        self.fc2 = nn.Linear(512, 10, bias=True)
+        self.fc2 = nn.Linear(512, 10)
         self.fc2_act = nn.Softmax(dim=1)
 
         self.reset_parameters()

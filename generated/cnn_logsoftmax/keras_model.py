@@ -11,15 +11,7 @@ def build_model() -> keras.Sequential:
         [
             keras.Input(shape=(28, 28, 1)),
             keras.layers.Conv2D(
-                32,
-                kernel_size=(3, 3),
-                strides=(1, 1),
-                padding="same",
-                activation=None,
-                use_bias=False,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="conv1",
+                32, kernel_size=(3, 3), padding="same", use_bias=False, name="conv1"
             ),
             keras.layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="bn1"),
             keras.layers.Activation("relu", name="act1"),
@@ -29,32 +21,14 @@ def build_model() -> keras.Sequential:
                 strides=(2, 2),
                 padding="same",
                 activation="relu",
-                use_bias=True,
                 kernel_initializer="he_uniform",
-                bias_initializer="zeros",
                 name="conv2",
             ),
-            keras.layers.MaxPooling2D(
-                pool_size=(2, 2), strides=(2, 2), padding="valid", name="pool1"
-            ),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), name="pool1"),
             keras.layers.Dropout(0.25, name="dropout1"),
             keras.layers.Flatten(name="flatten1"),
-            keras.layers.Dense(
-                128,
-                activation="relu",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="fc1",
-            ),
-            keras.layers.Dense(
-                10,
-                activation="log_softmax",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="fc2",
-            ),
+            keras.layers.Dense(128, activation="relu", name="fc1"),
+            keras.layers.Dense(10, activation="log_softmax", name="fc2"),
         ],
         name="cnn_logsoftmax",
     )

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None, options: Options | None = None) -> dict:
         keras.utils.set_random_seed(recipe.seed)  # dropout masks
         # Under bf16 or fp16, the mixed policy's: variables float32, the output layer computing in float32.
         model = precision.build(build_keras_model, recipe.precision)
+        # The seed's weights, drawn with numpy as the PyTorch script's are: they replace Keras's own first draw.
         init.load_initial_weights(model, WEIGHTS, recipe.seed)
         model.compile(
             optimizer=optim.from_config(recipe.optimizer),

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None, options: Options | None = None) -> dict:
     splits = load_splits(recipe, options.data_dir, options.train_limit)
     training.seed_everything(recipe.seed)
     model = build_torch_model()
+    # The seed's weights, drawn with numpy as the Keras script's are: they replace the ones reset_parameters() drew.
     init.load_initial_weights(model, WEIGHTS, recipe.seed)
     return training.fit(
         model,

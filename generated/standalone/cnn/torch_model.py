@@ -39,22 +39,20 @@ class Cnn(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn1 = BiasedVarBatchNorm2d(32, eps=0.001, momentum=0.01)
         self.act1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
-        self.conv2 = nn.Conv2d(
-            32, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False
-        )
+        self.pool1 = nn.MaxPool2d(kernel_size=(2, 2))
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=(3, 3), padding=(1, 1), bias=False)
         self.bn2 = BiasedVarBatchNorm2d(64, eps=0.001, momentum=0.01)
         self.act2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))
+        self.pool2 = nn.MaxPool2d(kernel_size=(2, 2))
         self.dropout1 = nn.Dropout(p=0.25)
         self.flatten1 = nn.Flatten()
-        self.fc1 = nn.Linear(3136, 128, bias=True)
+        self.fc1 = nn.Linear(3136, 128)
         self.fc1_act = nn.ReLU()
         self.dropout2 = nn.Dropout(p=0.5)
-        self.fc2 = nn.Linear(128, 10, bias=True)
+        self.fc2 = nn.Linear(128, 10)
         self.fc2_act = nn.Softmax(dim=1)
 
         self.reset_parameters()

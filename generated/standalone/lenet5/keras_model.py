@@ -11,58 +11,15 @@ def build_model() -> keras.Sequential:
         [
             keras.Input(shape=(28, 28, 1)),
             keras.layers.Conv2D(
-                6,
-                kernel_size=(5, 5),
-                strides=(1, 1),
-                padding="same",
-                activation="relu",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="conv1",
+                6, kernel_size=(5, 5), padding="same", activation="relu", name="conv1"
             ),
-            keras.layers.MaxPooling2D(
-                pool_size=(2, 2), strides=(2, 2), padding="valid", name="pool1"
-            ),
-            keras.layers.Conv2D(
-                16,
-                kernel_size=(5, 5),
-                strides=(1, 1),
-                padding="valid",
-                activation="relu",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="conv2",
-            ),
-            keras.layers.MaxPooling2D(
-                pool_size=(2, 2), strides=(2, 2), padding="valid", name="pool2"
-            ),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), name="pool1"),
+            keras.layers.Conv2D(16, kernel_size=(5, 5), activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), name="pool2"),
             keras.layers.Flatten(name="flatten1"),
-            keras.layers.Dense(
-                120,
-                activation="relu",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="fc1",
-            ),
-            keras.layers.Dense(
-                84,
-                activation="relu",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="fc2",
-            ),
-            keras.layers.Dense(
-                10,
-                activation="softmax",
-                use_bias=True,
-                kernel_initializer="glorot_uniform",
-                bias_initializer="zeros",
-                name="fc3",
-            ),
+            keras.layers.Dense(120, activation="relu", name="fc1"),
+            keras.layers.Dense(84, activation="relu", name="fc2"),
+            keras.layers.Dense(10, activation="softmax", name="fc3"),
         ],
         name="lenet5",
     )

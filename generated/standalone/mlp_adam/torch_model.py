@@ -76,7 +76,7 @@ class MlpAdam(nn.Module):
         self.bn3 = BiasedVarBatchNorm1d(32, eps=0.001, momentum=0.01)
         self.act3 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.1)
-        self.fc4 = nn.Linear(32, 10, bias=True)
+        self.fc4 = nn.Linear(32, 10)
         self.fc4_act = nn.Softmax(dim=1)
 
         self.reset_parameters()

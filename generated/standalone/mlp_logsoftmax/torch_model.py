@@ -12,12 +12,12 @@ class MlpLogsoftmax(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.flatten1 = nn.Flatten()
-        self.fc1 = nn.Linear(784, 256, bias=True)
+        self.fc1 = nn.Linear(784, 256)
         self.fc1_act = nn.ReLU()
         self.dropout1 = nn.Dropout(p=0.2)
-        self.fc2 = nn.Linear(256, 128, bias=True)
+        self.fc2 = nn.Linear(256, 128)
         self.fc2_act = nn.ReLU()
-        self.fc3 = nn.Linear(128, 10, bias=True)
+        self.fc3 = nn.Linear(128, 10)
         self.act1 = nn.LogSoftmax(dim=1)
 
         self.reset_parameters()
