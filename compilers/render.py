@@ -56,9 +56,10 @@ def environment() -> jinja2.Environment:
     env.filters["row"] = table_row
     env.globals["keras_args"] = lambda **values: chosen_args(KERAS_DEFAULTS, values)
     env.globals["torch_args"] = lambda **values: chosen_args(TORCH_DEFAULTS, values)
-    # A bias initialiser only where there is a bias; a pool's strides only where they are not its size (the default).
+    # A bias initialiser only where there is a bias; a pool's strides only where they are not its size (the default
+    # of a pool's strides in both frameworks, where a convolution's is 1).
     env.globals["bias_initializer"] = lambda op: op.bias_initializer if op.use_bias else None
-    env.globals["pool_strides"] = lambda op: None if tuple(op.strides) == tuple(op.pool_size) else op.strides
+    env.globals["pool_strides"] = lambda op, name: "" if op.strides == op.pool_size else f", {name}={op.strides!a}"
     return env
 
 

@@ -2,10 +2,11 @@
 those whose defaults differ between the frameworks (BatchNorm's and LayerNorm's epsilon and momentum)."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
 
-from compilers.render import KERAS_DEFAULTS, TORCH_DEFAULTS, chosen_args
+from compilers.render import KERAS_DEFAULTS, TORCH_DEFAULTS, chosen_args, environment
 from tests.conftest import REPO
 
 MODEL_FILES = sorted(REPO.glob("generated/**/*_model.py"))
@@ -29,3 +30,10 @@ def test_the_check_sees_a_default_spelled_out():
     assert "stride=(1, 1)" in DEFAULT_SPELLINGS and 'bias_initializer="zeros"' in DEFAULT_SPELLINGS
     assert not re.search(re.escape("groups=1") + r"(?![\w.])", "nn.Conv2d(16, 16, 3, groups=16)")
     assert len(MODEL_FILES) >= 28  # the installed and the standalone packages of the 7 example specs
+
+
+def test_a_pools_strides_are_left_out_only_where_they_are_its_size():
+    """A pool's default strides are its size, not 1: strides (1, 1) under a 3x3 pool must be printed."""
+    pool_strides = environment().globals["pool_strides"]
+    assert pool_strides(SimpleNamespace(strides=(1, 1), pool_size=(3, 3)), "stride") == ", stride=(1, 1)"
+    assert pool_strides(SimpleNamespace(strides=(2, 2), pool_size=(2, 2)), "strides") == ""
