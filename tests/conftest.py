@@ -62,16 +62,26 @@ def real_data_dir() -> Path | None:
     return data.local_data_dir()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run the tests marked slow (minutes each)")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "needs_data: the test reads the real Fashion-MNIST files; skipped (an error "
         "under CI=true) where runtime.common.data.local_data_dir finds none",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: minutes on 2 cores, a tool's end-to-end smoke run; runs with --run-slow, skipped (and counted) else",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before the fixtures: a module's training fixture must not start without the data
 def pytest_runtest_setup(item):
+    if item.get_closest_marker("slow") is not None and not item.config.getoption("--run-slow"):
+        pytest.skip("slow: runs with pytest --run-slow (the suite stays under 15 minutes on 2 cores)")
     if item.get_closest_marker("needs_data") is None or real_data_dir() is not None:
         return
     if IN_CI:

@@ -161,6 +161,7 @@ def test_gpu_line_measures_the_generated_mlp_against_the_target(gpu, median_s: f
     assert report.gpu_line([row | {"batch_size": 32, "gpu": "H", "median_s": 0.61}]).endswith("not met.")
 
 
+@pytest.mark.slow  # about 3 minutes on 2 cores: run with --run-slow
 @pytest.mark.needs_data
 def test_the_gpu_check_runs_in_its_smoke_mode_on_this_cpu() -> None:
     """`python -m benchmarks.gpu --smoke` on Keras's jax backend (as on a GPU machine without TensorFlow): one table
