@@ -31,12 +31,13 @@ class _Graph:
         from onnx import numpy_helper, shape_inference
 
         self.constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        self.folded = {id(node) for node in model.graph.node if self._fold(node)}
+        # Indices, not id(node): protobuf hands out a fresh wrapper object on each access, so an id can be reused.
+        self.folded = {index for index, node in enumerate(model.graph.node) if self._fold(node)}
         # Shapes inferred once the folded values are initialisers, so a computed pad's output size is known too.
         plain = onnx.ModelProto()
         plain.CopyFrom(model)
         del plain.graph.node[:]
-        kept = [node for node in model.graph.node if id(node) not in self.folded]
+        kept = [node for index, node in enumerate(model.graph.node) if index not in self.folded]
         plain.graph.node.extend(kept)
         stored = {t.name for t in model.graph.initializer}
         used = {name for node in kept for name in node.input} - stored
@@ -218,7 +219,7 @@ def read(path: Path) -> said.ImportedModel:
     chain = LayerChain()
     for index, node in enumerate(model.graph.node):
         where = f"node {node.name or node.op_type!r} (index {index}, {node.op_type})"
-        if id(node) in graph.folded:
+        if index in graph.folded:
             continue
         if [name for name in node.input if name and name not in graph.constants] != [previous]:
             raise refuse(where, "it does not take just the result of the node before it: a model with branches")
