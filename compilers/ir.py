@@ -189,9 +189,41 @@ class ActivationOp(Op):
     torch_activation: str
 
 
+@dataclass(frozen=True)
+class ResidualOp(Op):
+    """activation(block(x) + shortcut(x)); `attrs` holds its activation's submodule, if any. Its block's and
+    shortcut's ops are submodules of the model itself, named after it (compilers.naming.layer_names)."""
+
+    kind: ClassVar[str] = "residual"
+    block: tuple[Op, ...]
+    shortcut: tuple[Op, ...]  # a projection's Conv2DOp and BatchNormOp; () for identity
+    variable: str  # the local variable holding the shortcut in forward / the functional Keras model
+    keras_add: str  # the Add's name: the Residual's own, unless its Activation (then its output) takes that
+    keras_activation: str | None
+    torch_activation: str | None
+
+    @property
+    def output_attr(self) -> str:
+        """Its activation's submodule; "" without one: the sum is a line of forward, no submodule's output."""
+        return self.attrs[-1] if self.attrs else ""
+
+    @property
+    def runtime_layers(self) -> tuple[str, ...]:
+        return tuple(name for op in (*self.block, *self.shortcut) for name in op.runtime_layers)
+
+    def flat(self) -> tuple[Op, ...]:
+        """Every op inside it, in forward order (block, shortcut), then itself."""
+        return (*flat_ops((*self.block, *self.shortcut)), self)
+
+
+def flat_ops(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """`ops` with each Residual's ops before it, in forward order: one per row of the LAYERS table."""
+    return tuple(inner for op in ops for inner in (op.flat() if isinstance(op, ResidualOp) else (op,)))
+
+
 OP_TYPES: tuple[type[Op], ...] = (DenseOp, Conv2DOp, MaxPoolOp, BatchNormOp, DropoutOp, FlattenOp, ActivationOp)
 OP_TYPES += (AvgPoolOp, GlobalAvgPoolOp, GlobalMaxPoolOp, ZeroPaddingOp, UpSamplingOp, LayerNormOp)
-OP_TYPES += (DepthwiseConv2DOp, SeparableConv2DOp)
+OP_TYPES += (DepthwiseConv2DOp, SeparableConv2DOp, ResidualOp)
 
 
 @dataclass(frozen=True)
@@ -213,6 +245,16 @@ class ResolvedModel:
     recipe: dict  # the training section, every default filled in; a spec without one trains with plain SGD
     layers: tuple[LayerRow, ...]
     weights: tuple[WeightRow, ...]
+
+    @property
+    def is_chain(self) -> bool:
+        """No Residual: keras.Sequential holds it; else a functional keras.Model."""
+        return not any(isinstance(op, ResidualOp) for op in self.ops)
+
+    @property
+    def flat_ops(self) -> tuple[Op, ...]:
+        """Every op, a Residual's own after its block's and shortcut's (the PyTorch submodules' order)."""
+        return flat_ops(self.ops)
 
     @property
     def uses_runtime_init(self) -> bool:

@@ -4,10 +4,10 @@ import hashlib
 import json
 
 from compilers import ir
-from compilers.naming import class_name, layer_names
+from compilers.naming import class_name, layer_names, projection_names, shortcut_variable
 from compilers.torch_spelling import ACTIVATION_MODULES, init_line
 from dsl import layers as dsl_layers
-from dsl.shapes import LayerShape, effective_window, infer_shapes, same_padding
+from dsl.shapes import LayerShape, effective_window, infer_shapes, projection, same_padding
 from dsl.spec import Spec
 from dsl.tables import LayerRow, WeightRow
 from dsl.training import SGD, Training
@@ -42,6 +42,7 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
     kinds_and_layers = spec.layer_list()
     names = layer_names([kind for kind, _ in kinds_and_layers])
     ops = tuple(_lower_layer(name, layer, shape) for name, (_, layer), shape in zip(names, kinds_and_layers, shapes))
+    walk = list(_walk(names, kinds_and_layers, shapes))
     spec_json = normalized_json(spec)
     return ir.ResolvedModel(
         name=spec.name,
@@ -52,14 +53,27 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
         input_shape=tuple(spec.input),
         ops=ops,
         runtime_layers=tuple(sorted({name for op in ops for name in op.runtime_layers})),
-        init_lines=tuple(line for layer, name in zip(spec.layer_list(), names) for line in _init_lines(name, layer[1])),
+        init_lines=tuple(line for name, _, layer, _ in walk for line in _init_lines(name, layer)),
         trainable=sum(shape.trainable for shape in shapes),
         non_trainable=sum(shape.non_trainable for shape in shapes),
         output=OUTPUTS.get(_final_activation(spec), "logits"),
         recipe=lower_training(spec.training or Training(optimizer=SGD(name="sgd"))),
-        layers=tuple(_layer_row(op, kind, shape) for op, (kind, _), shape in zip(ops, kinds_and_layers, shapes)),
-        weights=tuple(_weight_rows(names, kinds_and_layers, shapes)),
+        layers=tuple(_layer_row(op, kind, shape) for op, (_, kind, _, shape) in zip(ir.flat_ops(ops), walk)),
+        weights=tuple(_weight_rows(walk)),
     )
+
+
+def _walk(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
+    """(name, kind, DSL layer, shape) of every layer, a Residual's block and projection before the Residual itself:
+    the order of ir.flat_ops, of the LAYERS and WEIGHTS tables and of the PyTorch submodules."""
+    for name, (kind, layer), shape in zip(names, kinds_and_layers, shapes, strict=True):
+        if isinstance(layer, dsl_layers.Residual):
+            inner = layer.layer_list()
+            yield from _walk(layer_names([k for k, _ in inner], name), inner, list(shape.block))
+            if shape.shortcut:
+                parts = projection(shape.input_shape, shape.output_shape)
+                yield from zip(projection_names(name), ("Conv2D", "BatchNorm"), parts, shape.shortcut, strict=True)
+        yield name, kind, layer, shape
 
 
 def lower_training(training: Training) -> dict:
@@ -91,13 +105,15 @@ def _kernel_shapes(layer, input_shape) -> dict[str, tuple[int, ...]]:
 
 
 def _layer_row(op: ir.Op, kind: str, shape: LayerShape) -> LayerRow:
+    if isinstance(op, ir.ResidualOp):  # its weights are in its layers' rows
+        return LayerRow(op.name, kind, op.output_attr, shape.output_shape, 0, 0)
     return LayerRow(op.name, kind, op.output_attr, shape.output_shape, shape.trainable, shape.non_trainable)
 
 
-def _weight_rows(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
+def _weight_rows(walk):
     """Every weight in Keras's order; those after a Flatten of a feature map, up to its first Dense, say so."""
     flattened = None
-    for name, (_, layer), shape in zip(names, kinds_and_layers, shapes):
+    for name, _, layer, shape in walk:
         if isinstance(layer, dsl_layers.Flatten):
             flattened = shape.input_shape if len(shape.input_shape) == 3 else None
         elif isinstance(layer, KERNELS):
@@ -266,7 +282,31 @@ def _lower_batchnorm(name: str, layer: dsl_layers.BatchNorm, shape: LayerShape) 
 RESHAPING = (dsl_layers.GlobalAvgPool, dsl_layers.GlobalMaxPool, dsl_layers.ZeroPadding, dsl_layers.UpSampling)
 
 
-def _lower_layer(name: str, layer, shape: LayerShape) -> ir.Op:
+def _lower_residual(name: str, layer: dsl_layers.Residual, shape: LayerShape, depth: int) -> ir.ResidualOp:
+    inner = layer.layer_list()
+    names = layer_names([kind for kind, _ in inner], name)
+    block = tuple(_lower_layer(n, sub, s, depth + 1) for n, (_, sub), s in zip(names, inner, shape.block, strict=True))
+    shortcut = ()
+    if shape.shortcut:
+        (conv_name, norm_name), (conv, norm) = projection_names(name), projection(shape.input_shape, shape.output_shape)
+        conv_shape, norm_shape = shape.shortcut
+        shortcut = (_lower_conv(conv_name, conv, conv_shape), _lower_batchnorm(norm_name, norm, norm_shape))
+    activation = _activation_fields(name, layer.activation)
+    attrs = activation.pop("attrs")[1:]  # the activation's submodule: the sum itself is no submodule
+    return ir.ResidualOp(
+        name=name,
+        attrs=attrs,
+        block=block,
+        shortcut=shortcut,
+        variable=shortcut_variable(depth),
+        keras_add=f"{name}_add" if attrs else name,  # the Keras layer named `name` outputs the Residual
+        **activation,
+    )
+
+
+def _lower_layer(name: str, layer, shape: LayerShape, depth: int = 0) -> ir.Op:
+    if isinstance(layer, dsl_layers.Residual):
+        return _lower_residual(name, layer, shape, depth)
     if isinstance(layer, KERNELS[1:]):
         return _lower_conv(name, layer, shape)
     if isinstance(layer, (dsl_layers.MaxPool, dsl_layers.AvgPool)):

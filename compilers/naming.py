@@ -19,6 +19,7 @@ ATTR_PREFIX = {
     "LayerNorm": "ln",
     "DepthwiseConv2D": "dwconv",
     "SeparableConv2D": "sepconv",
+    "Residual": "res",
 }
 
 
@@ -27,11 +28,22 @@ def class_name(spec_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in spec_name.split("_"))
 
 
-def layer_names(kinds: list[str]) -> list[str]:
-    """One name per layer, numbered within its kind from 1."""
+def layer_names(kinds: list[str], within: str = "") -> list[str]:
+    """One name per layer, numbered within its kind from 1; a Residual's layers (`within` it) take its name first,
+    so that every layer, however deeply nested, is one flat submodule: res1_conv1, res1_res1_bn1."""
     seen: Counter[str] = Counter()
     names = []
     for kind in kinds:
         seen[kind] += 1
-        names.append(f"{ATTR_PREFIX[kind]}{seen[kind]}")
+        names.append(f"{within}_{ATTR_PREFIX[kind]}{seen[kind]}" if within else f"{ATTR_PREFIX[kind]}{seen[kind]}")
     return names
+
+
+def projection_names(residual: str) -> tuple[str, str]:
+    """A projection shortcut's Conv2D and BatchNorm."""
+    return f"{residual}_proj", f"{residual}_proj_bn"
+
+
+def shortcut_variable(depth: int) -> str:
+    """The local variable holding a Residual's shortcut in the generated code: one per nesting depth."""
+    return "shortcut" if depth == 0 else f"shortcut{depth + 1}"

@@ -3,8 +3,6 @@
 Each check returns the first problem as (field, message), or None; the loader turns it into a located SpecError.
 """
 
-from math import prod
-
 from dsl.dataset import IMAGE_SHAPE, TRAINING_IMAGES
 from dsl.shapes import LayerShape
 from dsl.spec import Spec
@@ -40,11 +38,11 @@ def _size_problem(spec: Spec, shapes: list[LayerShape]) -> Problem:
             f"the model has {total:,} parameters ({largest:,} in this layer), more than the bound of "
             f"{spec.limits.parameters:,}; to build it anyway, raise the bound with `limits: {{parameters: N}}`"
         )
-    values = sum(prod(shape.output_shape) for shape in shapes)
+    values = sum(shape.values for shape in shapes)
     if values > spec.limits.activations:
-        index = max(range(len(shapes)), key=lambda i: prod(shapes[i].output_shape))
+        index = max(range(len(shapes)), key=lambda i: shapes[i].values)
         return f"layers[{index}].{shapes[index].kind}", (
-            f"the layers output {values:,} values per image (this one {prod(shapes[index].output_shape):,}), more "
+            f"the layers output {values:,} values per image (this one {shapes[index].values:,}), more "
             f"than the bound of {spec.limits.activations:,}; to build it anyway, raise the bound with "
             "`limits: {activations: N}`"
         )

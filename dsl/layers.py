@@ -164,6 +164,19 @@ class ActivationLayer(_Layer):
     name: Function
 
 
+class Residual(_Layer):
+    """activation(block(x) + shortcut(x)): `layers` is the block, `identity` adds x itself, `projection` a 1x1 Conv2D
+    without bias (strides: the block's spatial reduction, filters: its output channels) then a BatchNorm (defaults)."""
+
+    layers: list["LayerEntry"] = Field(min_length=1)  # noqa: F821 -- dsl.spec defines LayerEntry, which holds this
+    shortcut: Literal["identity", "projection"] = "identity"
+    activation: Activation = "none"
+
+    def layer_list(self) -> list[tuple[str, BaseModel]]:
+        """Each layer of the block as (kind, arguments)."""
+        return [next(iter(entry)) for entry in self.layers]
+
+
 LAYER_TYPES: dict[str, type[_Layer]] = {
     "Dense": Dense,
     "Conv2D": Conv2D,
@@ -180,4 +193,5 @@ LAYER_TYPES: dict[str, type[_Layer]] = {
     "LayerNorm": LayerNorm,
     "DepthwiseConv2D": DepthwiseConv2D,
     "SeparableConv2D": SeparableConv2D,
+    "Residual": Residual,
 }

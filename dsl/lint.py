@@ -18,6 +18,7 @@ from dsl.layers import (
     Flatten,
     LayerNorm,
     MaxPool,
+    Residual,
     SeparableConv2D,
 )
 from dsl.loader import line_of, parse_document, read_spec_text
@@ -73,10 +74,28 @@ def raw_findings(spec: Spec) -> list[RawFinding]:
     """Every rule's findings, ignores included, sorted by the layer they are about."""
     layers = spec.layer_list()
     shapes = infer_shapes(spec)
-    findings = [*_window_rules(layers, shapes), *_order_rules(layers), *_size_rules(spec, layers, shapes)]
-    findings += list(_normalisation_rules(layers, shapes))
+    chains = list(_chains("layers", layers, shapes))
+    findings = [finding for chain in chains for finding in (*_window_rules(chain), *_order_rules(chain))]
+    findings += [finding for chain in chains for finding in _normalisation_rules(chain)]
+    findings += list(_size_rules(spec, chains))
     findings += list(_training_rules(spec))
     return sorted(findings, key=lambda finding: (_layer_index(finding[0]), finding[1]))
+
+
+# One layer of a chain: (field path, kind, arguments, shapes).
+Entry = tuple[str, str, object, LayerShape]
+
+
+def _chains(where: str, layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[list[Entry]]:
+    """The spec's layer list, then each Residual's block (nested ones too): the rules read each as a chain."""
+    chain = [
+        (f"{where}[{index}].{kind}", kind, layer, shape)
+        for index, ((kind, layer), shape) in enumerate(zip(layers, shapes))
+    ]
+    yield chain
+    for inner_where, _, layer, shape in chain:
+        if isinstance(layer, Residual):
+            yield from _chains(f"{inner_where}.layers", layer.layer_list(), list(shape.block))
 
 
 def _layer_index(field: str) -> int:
@@ -94,10 +113,9 @@ def _activation_field(layer) -> str:
     return "name" if isinstance(layer, ActivationLayer) else "activation"
 
 
-def _order_rules(layers: list[tuple[str, object]]) -> Iterator[RawFinding]:
+def _order_rules(chain: list[Entry]) -> Iterator[RawFinding]:
     """FM101 to FM104: what a layer means given its neighbour."""
-    for index, ((kind, layer), (next_kind, after)) in enumerate(zip(layers, [*layers[1:], (None, None)])):
-        where = f"layers[{index}].{kind}"
+    for (where, kind, layer, _), (next_where, next_kind, after, _) in zip(chain, [*chain[1:], ("", None, None, None)]):
         if isinstance(layer, (Dense, *CONVOLUTIONS)) and layer.use_bias and layer.activation == "none":
             if isinstance(after, BatchNorm):
                 yield (
@@ -116,18 +134,17 @@ def _order_rules(layers: list[tuple[str, object]]) -> Iterator[RawFinding]:
             yield f"{where}.{_activation_field(layer)}", "FM103", message
         if isinstance(after, ActivationLayer) and _activation(layer) != "none":
             message = f"Activation {after.name} directly after {kind}'s {_activation(layer)}: two activations in a row"
-            yield f"layers[{index + 1}].{next_kind}.name", "FM104", message
+            yield f"{next_where}.name", "FM104", message
 
 
-def _window_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[RawFinding]:
+def _window_rules(chain: list[Entry]) -> Iterator[RawFinding]:
     """FM105 and FM106: windows that leave pixels unread."""
-    for index, ((kind, layer), shape) in enumerate(zip(layers, shapes)):
+    for where, _, layer, shape in chain:
         if not isinstance(layer, (*CONVOLUTIONS, *POOLS)):
             continue
         is_conv = isinstance(layer, CONVOLUTIONS)
         window = effective_window(layer.kernel_size, layer.dilation_rate) if is_conv else layer.pool_size
         strides = layer.strides or window
-        where = f"layers[{index}].{kind}"
         if any(s > k for s, k in zip(strides, window)):
             message = f"stride {_pair(strides)} exceeds the {_pair(window)} window: pixels between are never read"
             yield f"{where}.strides", "FM105", message
@@ -141,22 +158,22 @@ def _window_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) ->
             yield f"{where}.{'kernel_size' if is_conv else 'pool_size'}", "FM106", message
 
 
-def _normalisation_rules(layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[RawFinding]:
+def _normalisation_rules(chain: list[Entry]) -> Iterator[RawFinding]:
     """FM111: a LayerNorm with nothing to normalise."""
-    for index, ((kind, layer), shape) in enumerate(zip(layers, shapes)):
+    for where, _, layer, shape in chain:
         if isinstance(layer, LayerNorm) and shape.input_shape[-1] == 1:
             message = f"LayerNorm over the single channel of {shape.input_shape}: its output is constant"
-            yield f"layers[{index}].{kind}", "FM111", message
+            yield where, "FM111", message
 
 
 def _pair(values: tuple[int, int]) -> str:
     return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
 
 
-def _size_rules(spec: Spec, layers: list[tuple[str, object]], shapes: list[LayerShape]) -> Iterator[RawFinding]:
-    """FM107 and FM108: sizes that train badly."""
+def _size_rules(spec: Spec, chains: list[list[Entry]]) -> Iterator[RawFinding]:
+    """FM107 and FM108: sizes that train badly (Flatten is never inside a Residual)."""
     after_flatten = False
-    for index, ((kind, layer), shape) in enumerate(zip(layers, shapes)):
+    for where, _, layer, shape in chains[0]:
         if isinstance(layer, Flatten):
             after_flatten = True
         elif isinstance(layer, Dense) and after_flatten:
@@ -167,15 +184,17 @@ def _size_rules(spec: Spec, layers: list[tuple[str, object]], shapes: list[Layer
                     f"{weights:,} weights ({shape.input_shape[0]:,} inputs x {layer.units:,} units) in the first Dense "
                     f"after Flatten, more than {LARGE_DENSE_WEIGHTS:,}"
                 )
-                yield f"layers[{index}].{kind}.units", "FM107", message
+                yield f"{where}.units", "FM107", message
         elif not isinstance(layer, SHAPE_KEEPING):
             after_flatten = False
-    batch_norms = [index for index, (_, layer) in enumerate(layers) if isinstance(layer, BatchNorm)]
+    batch_norms = sorted(
+        (_layer_index(where), where) for chain in chains for where, _, layer, _ in chain if isinstance(layer, BatchNorm)
+    )
     if spec.training is not None and batch_norms and spec.training.batch_size < SMALL_BATCH:
         message = (
             f"BatchNorm with batch_size {spec.training.batch_size}: its batch statistics are noise below {SMALL_BATCH}"
         )
-        yield f"layers[{batch_norms[0]}].BatchNorm", "FM108", message
+        yield batch_norms[0][1], "FM108", message
 
 
 def _training_rules(spec: Spec) -> Iterator[RawFinding]:

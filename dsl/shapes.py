@@ -4,7 +4,7 @@ Shapes are channels-last: (height, width, channels) for feature maps, (features,
 """
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, prod
 
 from dsl.layers import (
     AvgPool,
@@ -17,6 +17,7 @@ from dsl.layers import (
     GlobalMaxPool,
     LayerNorm,
     MaxPool,
+    Residual,
     SeparableConv2D,
     UpSampling,
     ZeroPadding,
@@ -26,7 +27,7 @@ from dsl.spec import Spec
 Shape = tuple[int, ...]
 # Layers that take (height, width, channels) feature maps only.
 SPATIAL = (Conv2D, DepthwiseConv2D, SeparableConv2D, MaxPool, AvgPool, GlobalAvgPool, GlobalMaxPool)
-SPATIAL += (UpSampling, ZeroPadding)
+SPATIAL += (UpSampling, ZeroPadding, Residual)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,15 @@ class LayerShape:
     kind: str
     input_shape: Shape
     output_shape: Shape
-    trainable: int
+    trainable: int  # a Residual's: its block's and shortcut's together
     non_trainable: int
+    block: tuple["LayerShape", ...] = ()  # a Residual's layers
+    shortcut: tuple["LayerShape", ...] = ()  # a projection shortcut's Conv2D and BatchNorm
+
+    @property
+    def values(self) -> int:
+        """The values this layer outputs for one image, a Residual's layers' included."""
+        return prod(self.output_shape) + sum(part.values for part in (*self.block, *self.shortcut))
 
 
 class ShapeProblem(ValueError):
@@ -118,10 +126,50 @@ def _resized(kind: str, layer, shape: Shape) -> LayerShape:
     return LayerShape(kind, shape, (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0, 0)
 
 
-def _infer_layer(index: int, kind: str, layer, shape: Shape) -> LayerShape:
-    where = f"layers[{index}].{kind}"
+def projection(block_input: Shape, block_output: Shape) -> tuple[Conv2D, BatchNorm]:
+    """A projection shortcut's layers: a 1x1 Conv2D without bias, strided by the block's reduction, to the block's
+    channels, then a BatchNorm with the DSL's defaults."""
+    strides = [block_input[0] // block_output[0], block_input[1] // block_output[1]]
+    conv = Conv2D.model_validate({"filters": block_output[2], "kernel_size": 1, "strides": strides, "use_bias": False})
+    return conv, BatchNorm()
+
+
+def _shortcut_problem(layer: Residual, shape: Shape, out: Shape) -> str | None:
+    """Why the shortcut cannot match the block's output, or None."""
+    if len(out) != 3:
+        return f"its block ends in the flat shape {out}, which no shortcut of a (height, width, channels) input matches"
+    if layer.shortcut == "identity":
+        if out == shape:
+            return None
+        return f"shortcut identity adds the {shape} input to the block's {out} output: use shortcut: projection"
+    if any(o > n or n % o for n, o in zip(shape[:2], out[:2])):
+        return (
+            f"shortcut projection: the block takes {shape[0]}x{shape[1]} to {out[0]}x{out[1]}, not a reduction by a "
+            "whole factor, which a strided 1x1 convolution cannot match"
+        )
+    return None
+
+
+def _residual(where: str, layer: Residual, shape: Shape) -> LayerShape:
+    block = _infer_chain(f"{where}.layers", layer.layer_list(), shape)
+    out = block[-1].output_shape
+    problem = _shortcut_problem(layer, shape, out)
+    if problem:
+        raise ShapeProblem(where, problem)
+    shortcut = ()
+    if layer.shortcut == "projection":
+        conv, norm = projection(shape, out)
+        shortcut = (_infer_layer(where, "Conv2D", conv, shape), _infer_layer(where, "BatchNorm", norm, out))
+    parts = (*block, *shortcut)
+    trainable, state = sum(part.trainable for part in parts), sum(part.non_trainable for part in parts)
+    return LayerShape("Residual", shape, out, trainable, state, block, shortcut)
+
+
+def _infer_layer(where: str, kind: str, layer, shape: Shape) -> LayerShape:
     if isinstance(layer, SPATIAL) and len(shape) != 3:
         raise ShapeProblem(where, f"needs (height, width, channels) feature maps, got the flat shape {shape}")
+    if isinstance(layer, Residual):
+        return _residual(where, layer, shape)
     if isinstance(layer, (Conv2D, DepthwiseConv2D, SeparableConv2D)):
         return _conv_shape(where, kind, layer, shape)
     if isinstance(layer, (MaxPool, AvgPool)):
@@ -146,15 +194,26 @@ def _infer_layer(index: int, kind: str, layer, shape: Shape) -> LayerShape:
     return LayerShape(kind, shape, shape, 0, 0)  # Dropout and Activation keep the shape
 
 
-def infer_shapes(spec: Spec) -> list[LayerShape]:
-    """Every layer's shapes and parameter counts, in order; raises ShapeProblem at the first misfit."""
-    shape: Shape = tuple(spec.input)
+def _infer_chain(where: str, layers: list[tuple[str, object]], shape: Shape) -> list[LayerShape]:
+    """The shapes of a layer list (the spec's, or a Residual's block at `where`) taking `shape`."""
     inferred = []
-    for index, (kind, layer) in enumerate(spec.layer_list()):
-        info = _infer_layer(index, kind, layer, shape)
+    for index, (kind, layer) in enumerate(layers):
+        if where != "layers" and isinstance(layer, Flatten):
+            raise ShapeProblem(f"{where}[{index}].{kind}", "a Residual's block takes any layer but Flatten")
+        info = _infer_layer(f"{where}[{index}].{kind}", kind, layer, shape)
         inferred.append(info)
         shape = info.output_shape
     return inferred
+
+
+def infer_shapes(spec: Spec) -> list[LayerShape]:
+    """Every layer's shapes and parameter counts, in order; raises ShapeProblem at the first misfit."""
+    return _infer_chain("layers", spec.layer_list(), tuple(spec.input))
+
+
+def flat_shapes(shapes: list[LayerShape]) -> list[LayerShape]:
+    """Every layer's shapes, a Residual's block and shortcut before the Residual itself: the LAYERS table's rows."""
+    return [inner for shape in shapes for inner in (*flat_shapes([*shape.block, *shape.shortcut]), shape)]
 
 
 def output_shape(spec: Spec) -> Shape:

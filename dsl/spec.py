@@ -15,7 +15,7 @@ from pydantic import (
 
 from dsl.base import SPEC_CONFIG, as_tuple
 from dsl.codes import CODES
-from dsl.layers import LAYER_TYPES
+from dsl.layers import LAYER_TYPES, Residual
 from dsl.training import Training
 
 # Names a generated package must not take: they would shadow what it imports.
@@ -62,6 +62,11 @@ LayerEntry = Annotated[
         custom_error_message=f"each layer is a single-key mapping with a key from {sorted(LAYER_TYPES)}",
     ),
 ]
+
+# A Residual's block is a layer list itself: its model is complete once LayerEntry exists.
+Residual.model_rebuild(_types_namespace={"LayerEntry": LayerEntry})
+for _model in ENTRY_MODELS.values():
+    _model.model_rebuild()
 
 
 class Limits(BaseModel):

@@ -1,4 +1,5 @@
-"""Hypothesis strategies: random valid architectures using every DSL layer kind, and building what they draw.
+"""Hypothesis strategies: random valid architectures using every DSL layer kind (Residual blocks nested two deep
+included), and building what they draw.
 
 Every drawn spec is valid by construction (the strategy follows the shapes), so no test filters examples away. A key
 whose drawn value is the DSL's default is left out half the time, so the defaults are exercised as written.
@@ -122,9 +123,46 @@ def _resizing(draw, shape) -> tuple[dict, tuple[int, ...]]:
     return {"UpSampling": args}, (shape[0] * size[0], shape[1] * size[1], shape[2])
 
 
-def _feature_map_layer(draw, shape, functions: tuple[str, ...]) -> tuple[dict, tuple[int, ...]]:
+def _same_conv(draw, filters: int, functions: tuple[str, ...]) -> dict:
+    """A Conv2D keeping height and width: stride 1, `same` padding."""
+    values = {"filters": filters, "kernel_size": draw(st.integers(1, 3)), "padding": "same"}
+    values |= {"activation": draw(st.sampled_from(("none", *functions))), "use_bias": draw(st.booleans())}
+    return {"Conv2D": _args(draw, values, {"activation": "none", "use_bias": True})}
+
+
+def _shortcuts(shape, out) -> list[str]:
+    """The shortcuts that match a block taking `shape` to `out`: identity where it keeps the shape, projection where
+    it reduces height and width by whole factors."""
+    reduced = all(o <= n and n % o == 0 for n, o in zip(shape[:2], out[:2]))
+    return (["identity"] if out == shape else []) + (["projection"] if reduced else [])
+
+
+def _residual(draw, shape, functions: tuple[str, ...], depth: int) -> tuple[dict, tuple[int, ...]]:
+    """A Residual of one or two feature-map layers (another Residual among them, one level down at most); a block
+    that no shortcut matches is replaced by one `same` Conv2D, which a projection matches."""
+    block, out = [], shape
+    for _ in range(draw(st.integers(1, 2))):
+        if draw(st.booleans()):  # a layer keeping the shape, half the time, so that identity shortcuts are drawn too
+            keep = (
+                _same_conv if draw(st.booleans()) else lambda draw, _, functions: _shape_keeping_layer(draw, functions)
+            )
+            layer = keep(draw, out[2], functions)
+        else:
+            layer, out = _feature_map_layer(draw, out, functions, depth + 1)
+        block.append(layer)
+    if not _shortcuts(shape, out):
+        out = (*shape[:2], draw(st.integers(1, 4)))
+        block = [_same_conv(draw, out[2], functions)]
+    values = {"layers": block, "shortcut": draw(st.sampled_from(_shortcuts(shape, out)))}
+    values["activation"] = draw(st.sampled_from(("none", *functions)))
+    return {"Residual": _args(draw, values, {"shortcut": "identity", "activation": "none"})}, out
+
+
+def _feature_map_layer(draw, shape, functions: tuple[str, ...], depth: int = 0) -> tuple[dict, tuple[int, ...]]:
     kinds = ["Conv2D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPool", "AvgPool", "resize", "other"]
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(st.sampled_from(kinds + ["Residual"] * (2 - depth)))
+    if kind == "Residual":
+        return _residual(draw, shape, functions, depth)
     if kind.endswith("Conv2D"):
         return _conv(draw, shape, functions, kind)
     if kind.endswith("Pool"):

@@ -16,21 +16,24 @@ def summary_rows(package) -> list[dict]:
     """One row per DSL layer: its name, and shape and parameters per the DSL, PyTorch and Keras."""
     torch_model, keras_model = package.build_torch_model(), package.build_keras_model()
     height, width, channels = package.INPUT_SHAPE
-    output_attrs = [row.output_attr for row in package.LAYERS]
+    output_attrs = [row.output_attr for row in package.LAYERS if row.output_attr]
     torch_shapes = introspect.torch_output_shapes(torch_model, (channels, height, width), output_attrs)
     keras_shapes = introspect.keras_output_shapes(keras_model)
-    rows = []
+    submodules = dict(torch_model.named_children())
+    rows, torch_shape = [], None
     for row in package.LAYERS:
+        # A Residual without activation outputs `x + shortcut`, a line of forward: the sum has the shape of its
+        # addends, the row before it (its block's last layer or its projection), as PyTorch's addition ran.
+        torch_shape = _nhwc(torch_shapes[row.output_attr]) if row.output_attr else torch_shape
+        # A layer's weights live in the submodule of its own name (padding and activation hold none; a Residual's
+        # are in its layers' rows).
+        module = submodules.get(row.name)
         rows.append(
             {
                 "layer": row.name,
                 "kind": row.kind,
                 "dsl": (row.output_shape, row.trainable, row.non_trainable),
-                # A layer's weights live in the submodule of its own name (padding and activation hold none).
-                "torch": (
-                    _nhwc(torch_shapes[row.output_attr]),
-                    *introspect.torch_parameter_counts(getattr(torch_model, row.name)),
-                ),
+                "torch": (torch_shape, *(introspect.torch_parameter_counts(module) if module else (0, 0))),
                 "keras": (keras_shapes[row.name], *introspect.keras_parameter_counts(keras_model.get_layer(row.name))),
             }
         )

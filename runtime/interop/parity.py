@@ -6,6 +6,7 @@ compute their dots and convolutions in IEEE float32 in both frameworks, or in TF
 asked for `tf32` (`computing_in`); PyTorch's side runs on the CPU, which has no TF32.
 """
 
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -355,14 +356,23 @@ def cancelled_offsets(keras_model) -> dict[str, str]:
 
     A per-channel offset (the bias of a Dense or Conv2D without activation, a BatchNorm's beta) that reaches a
     BatchNorm as a per-channel constant, directly or through CONSTANT_KEEPING layers, a Dense without activation or a
-    valid Conv2D without activation: the BatchNorm subtracts the batch mean, offset included, so the training-mode
+    valid Conv2D without activation, by a path no other layer reads from (a Residual's input is read by its block
+    and its shortcut): the BatchNorm subtracts the batch mean, offset included, so the training-mode
     output does not depend on it. Its computed gradient is rounding noise in each framework.
     """
     import keras
 
-    cancelled, pending = {}, []
-    for layer in keras_model.layers:
+    parents = {
+        layer.name: [node.operation.name for node in layer._inbound_nodes[0].parent_nodes]
+        for layer in keras_model.layers
+    }
+    readers = Counter(parent for names in parents.values() for parent in names)
+    cancelled, reaching = {}, {}  # reaching: layer -> the offsets its output carries as per-channel constants
+    for layer in keras_model.layers:  # in the graph's order: a layer's inputs come before it
         kind = layer.__class__.__name__
+        # Through one input read by this layer alone: an offset that also reaches a residual's sum is not cancelled.
+        inputs = parents[layer.name]
+        pending = reaching.get(inputs[0], []) if len(inputs) == 1 and readers[inputs[0]] == 1 else []
         if kind == "BatchNormalization":
             cancelled |= dict.fromkeys(pending, layer.name)
             pending = [f"{layer.name}.beta"] if layer.center else []
@@ -371,6 +381,7 @@ def cancelled_offsets(keras_model) -> dict[str, str]:
             pending = (pending if keeps else []) + ([f"{layer.name}.bias"] if layer.use_bias else [])
         elif kind not in CONSTANT_KEEPING:
             pending = []
+        reaching[layer.name] = pending
     return cancelled
 
 

@@ -1,5 +1,5 @@
-"""The pooling variants, padding, upsampling, LayerNorm and the grouped, dilated, depthwise and separable
-convolutions: both frameworks' generated layers against a numpy computation of the DSL's meaning, the bugs of
+"""The pooling variants, padding, upsampling, LayerNorm, the grouped, dilated, depthwise and separable convolutions
+and residual blocks: both frameworks' generated layers against a numpy computation of the DSL's meaning, the bugs of
 hand-ports and converters caught by it, and cross-framework parity (forward, gradients, a float64 trajectory)."""
 
 import math
@@ -125,6 +125,17 @@ def zero_pad(x, sides):
     return np.pad(x, [(0, 0), *sides, (0, 0)])
 
 
+def batch_norm(x, w, name, epsilon=1e-3):
+    """Inference BatchNorm: the moving statistics, gamma and beta per channel."""
+    scale = w[f"{name}.gamma"] / np.sqrt(w[f"{name}.moving_variance"] + epsilon)
+    return (x - w[f"{name}.moving_mean"]) * scale + w[f"{name}.beta"]
+
+
+def projection(x, w, name, strides):
+    """A projection shortcut: the 1x1 convolution without bias, strided, then its BatchNorm."""
+    return batch_norm(conv(x, w[f"{name}_proj.kernel"], None, strides, "valid"), w, f"{name}_proj_bn")
+
+
 # ---- each construct: its layers, and the oracle from the Keras-layout weights ----
 
 RELU = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "none": lambda v: v}
@@ -188,6 +199,62 @@ CASES = {
         ),
     ),
 }
+
+
+# Residual blocks on an (8, 6, 3) input: a stride of 2 reduces it by a whole factor, to (4, 3).
+RESIDUAL_INPUT = (8, 6, 3)
+SAME_CONV = {"Conv2D": {"filters": 3, "kernel_size": 3, "padding": "same"}}
+REDUCING = [
+    {"Conv2D": {"filters": 5, "kernel_size": 3, "strides": 2, "padding": "same", "use_bias": False}},
+    {"BatchNorm": {}},
+]
+RESIDUAL_CASES = {
+    "identity, relu after the sum": (
+        {"Residual": {"layers": [SAME_CONV], "activation": "relu"}},
+        lambda x, w: RELU["relu"](conv(x, w["res1_conv1.kernel"], w["res1_conv1.bias"], (1, 1), "same") + x),
+    ),
+    "projection, stride 2": (
+        {"Residual": {"layers": REDUCING, "shortcut": "projection"}},
+        lambda x, w: (
+            batch_norm(conv(x, w["res1_conv1.kernel"], None, (2, 2), "same"), w, "res1_bn1")
+            + projection(x, w, "res1", (2, 2))
+        ),
+    ),
+    "projection of a block keeping the shape": (
+        {"Residual": {"layers": [SAME_CONV], "shortcut": "projection", "activation": "tanh"}},
+        lambda x, w: np.tanh(
+            conv(x, w["res1_conv1.kernel"], w["res1_conv1.bias"], (1, 1), "same") + projection(x, w, "res1", (1, 1))
+        ),
+    ),
+    "nested": (
+        {"Residual": {"layers": [SAME_CONV, {"Residual": {"layers": [{"Activation": {"name": "tanh"}}]}}]}},
+        lambda x, w: (lambda inner: inner + np.tanh(inner) + x)(
+            conv(x, w["res1_conv1.kernel"], w["res1_conv1.bias"], (1, 1), "same")
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RESIDUAL_CASES, ids=list(RESIDUAL_CASES))
+def test_both_frameworks_compute_a_residual_s_meaning(case, tmp_path):
+    """activation(block(x) + shortcut(x)), the BatchNorms with moving statistics away from 0 and 1."""
+    layer, oracle = RESIDUAL_CASES[case]
+    torch_model, keras_model = _randomised_pair(_package([layer], tmp_path, RESIDUAL_INPUT))
+    _randomise_statistics(torch_model, keras_model)
+    images = _images(shape=RESIDUAL_INPUT)
+    expected = oracle(images.astype(np.float64), _keras_weights(torch_model, keras_model))
+    keras_out = keras.ops.convert_to_numpy(keras_model(images, training=False)).astype(np.float64)
+    assert keras_out.shape == expected.shape
+    assert np.max(np.abs(keras_out - expected)) <= ORACLE_TOL, "Keras"
+    assert oracle_error(torch_model, expected, images) <= ORACLE_TOL, "PyTorch"
+
+
+def _randomise_statistics(torch_model, keras_model) -> None:
+    for module in torch_model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    weights.torch_to_keras(torch_model, keras_model)
 
 
 def _package(layers: list[dict], folder: Path, input_shape=INPUT):
@@ -274,6 +341,16 @@ def _bias_after_depthwise_bug(model):
     model.sepconv1 = nn.Sequential(depthwise, pointwise)
 
 
+def _projection_without_batchnorm_bug(model):
+    model.res1_proj_bn = nn.Identity()
+
+
+def _sum_after_the_activation_bug(model):
+    """relu(block(x)) + x: the activation moved onto the block's last layer, the sum left without one."""
+    model.res1_conv1 = nn.Sequential(model.res1_conv1, nn.ReLU())
+    model.res1_act = nn.Identity()
+
+
 SEPARABLE = {"SeparableConv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "depth_multiplier": 2}}
 PLANTED = {
     "count_include_pad=True": ({"AvgPool": {"pool_size": 3, "strides": 1, "padding": "same"}}, _exclude_pads_bug, 1.0),
@@ -282,14 +359,21 @@ PLANTED = {
     "LayerNorm over (C, H, W)": ({"LayerNorm": {}}, _layer_norm_over_chw_bug, 1.0),
     "LayerNorm with epsilon 1e-5": ({"LayerNorm": {}}, _layer_norm_epsilon_bug, 0.03),  # variances near epsilon
     "bias after the depthwise step": (SEPARABLE, _bias_after_depthwise_bug, 1.0),
+    "projection without its BatchNorm": (
+        RESIDUAL_CASES["projection, stride 2"][0],
+        _projection_without_batchnorm_bug,
+        1.0,
+    ),
+    "sum after the activation": (RESIDUAL_CASES["identity, relu after the sum"][0], _sum_after_the_activation_bug, 1.0),
 }
 
 
 @pytest.mark.parametrize("bug", PLANTED, ids=list(PLANTED))
 def test_the_oracle_catches_a_planted_bug(bug, tmp_path):
     layer, plant, scale = PLANTED[bug]
-    torch_model, keras_model = _randomised_pair(_package([layer], tmp_path))
-    images = _images(scale=scale)
+    input_shape = RESIDUAL_INPUT if "Residual" in layer else INPUT
+    torch_model, keras_model = _randomised_pair(_package([layer], tmp_path, input_shape))
+    images = _images(scale=scale, shape=input_shape)
     expected = keras.ops.convert_to_numpy(keras_model(images, training=False)).astype(np.float64)
     assert oracle_error(torch_model, expected, images) <= ORACLE_TOL  # the generated spelling holds
     plant(torch_model)
@@ -334,6 +418,24 @@ PARITY_SPECS = {
     "grouped convolution": [
         {"Conv2D": {"filters": 4, "kernel_size": 3, "groups": 2, "activation": "relu"}},
         {"Conv2D": {"filters": 6, "kernel_size": 2, "dilation_rate": [1, 2], "groups": 2, "padding": "same"}},
+        {"GlobalAvgPool": {}},
+    ],
+    "residual blocks": [
+        {"ZeroPadding": {"padding": [[0, 0], [0, 1]]}},  # 10x10: halved by a whole factor
+        {"Conv2D": {"filters": 3, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {
+            "Residual": {
+                "shortcut": "projection",
+                "activation": "relu",
+                "layers": [
+                    {"Conv2D": {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "use_bias": False}},
+                    {"BatchNorm": {"momentum": 0.9}},
+                    {"Activation": {"name": "relu"}},
+                    {"Residual": {"layers": [{"Conv2D": {"filters": 4, "kernel_size": 3, "padding": "same"}}]}},
+                ],
+            }
+        },
+        {"Residual": {"layers": [{"BatchNorm": {}}, {"Conv2D": {"filters": 4, "kernel_size": 1}}]}},
         {"GlobalAvgPool": {}},
     ],
     "bilinear upsampling": [
@@ -383,3 +485,27 @@ def test_global_max_pool_shares_a_tied_maximum_gradient(tmp_path):
     torch_model.gmp1 = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())  # the whole gradient to one position
     torch_model(images).sum().backward()
     assert not torch.allclose(images.grad, torch.full_like(images, 1 / 20))
+
+
+def test_onnx_export_keeps_residual_blocks(tmp_path):
+    from runtime.interop import export
+
+    package = _package([*PARITY_SPECS["residual blocks"], {"Dense": {"units": 10}}], tmp_path, (10, 9, 2))
+    torch_model, keras_model = parity.build_pair(package)
+    _randomise_statistics(torch_model, keras_model)
+    images = parity.random_data((10, 9, 2), count=16).test_images
+    export.export_onnx(torch_model.eval(), (10, 9, 2), tmp_path / "model.onnx")
+    onnx_out = export.onnx_predict(tmp_path / "model.onnx", images)
+    assert np.max(np.abs(onnx_out - export.torch_predict(torch_model, images))) <= ORACLE_TOL
+
+
+def test_an_offset_read_by_a_shortcut_is_not_cancelled(tmp_path):
+    """bn1's beta reaches res1_bn1 through a linear 1x1 convolution, which cancels it there, and the sum through the
+    identity shortcut, which keeps it: its gradient is not zero, and the trajectory must train it."""
+    layers = [
+        {"BatchNorm": {}},
+        {"Residual": {"layers": [{"Conv2D": {"filters": 3, "kernel_size": 1}}, {"BatchNorm": {}}]}},
+        {"GlobalAvgPool": {}},
+    ]
+    keras_model = _package(layers, tmp_path, RESIDUAL_INPUT).build_keras_model()
+    assert parity.cancelled_offsets(keras_model) == {"res1_conv1.bias": "res1_bn1"}

@@ -1,5 +1,6 @@
-"""Unit tier: the pooling variants, padding, upsampling, LayerNorm and the grouped, dilated, depthwise and separable
-convolutions: their shapes and parameter counts by hand, and what build refuses, located by line and field."""
+"""Unit tier: the pooling variants, padding, upsampling, LayerNorm, the grouped, dilated, depthwise and separable
+convolutions and residual blocks: their shapes and parameter counts by hand, and what build refuses, located by line
+and field."""
 
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from tests.conftest import REPO
 
 
 def spec_text(input_shape: str, *layers: str) -> str:
-    return f"name: a\ninput: {input_shape}\nlayers:\n" + "".join(f"  - {layer}\n" for layer in layers)
+    """A spec of these layers, one entry each; a line starting with a space continues the entry above it."""
+    lines = (f"  {layer}\n" if layer.startswith(" ") else f"  - {layer}\n" for layer in layers)
+    return f"name: a\ninput: {input_shape}\nlayers:\n" + "".join(lines)
 
 
 def inferred(input_shape: str, *layers: str) -> list[tuple[tuple[int, ...], int, int]]:
@@ -59,6 +62,32 @@ SHAPES = {
         "[9, 8, 4]",
         "SeparableConv2D: {filters: 5, kernel_size: 3, use_bias: false}",
         ((7, 6, 5), 36 + 20, 0),
+    ),
+    # 3x3x3x3 kernel + 3 biases in the block; the identity shortcut holds nothing
+    "residual identity": (
+        "[8, 6, 3]",
+        "Residual: {layers: [{Conv2D: {filters: 3, kernel_size: 3, padding: same}}], activation: relu}",
+        ((8, 6, 3), 84, 0),
+    ),
+    # block: 3x3x3x5 kernel (no bias) + BatchNorm 2x5 (+ 2x5 state); projection: 1x1x3x5 kernel + BatchNorm the same
+    "residual projection, stride 2": (
+        "[8, 6, 3]",
+        "Residual: {shortcut: projection, layers: [{Conv2D: {filters: 5, kernel_size: 3, strides: 2, padding: same, "
+        "use_bias: false}}, BatchNorm: {}]}",
+        ((4, 3, 5), 135 + 10 + 15 + 10, 20),
+    ),
+    # a projection of a valid 3x3 convolution: 6x6 to 3x3 is a whole factor, 2 (the 1x1 convolution's strides)
+    "residual projection, valid window": (
+        "[6, 6, 2]",
+        "Residual: {shortcut: projection, layers: [{Conv2D: {filters: 4, kernel_size: 4, strides: 1}}, {MaxPool: {}}]}",
+        ((1, 1, 4), 4 * 4 * 2 * 4 + 4 + 2 * 4 + 8, 8),
+    ),
+    # outer: inner block (1x1x3x3 + 3) twice nested, then the outer's own 1x1 Conv2D without bias (9)
+    "nested residuals": (
+        "[5, 5, 3]",
+        "Residual: {layers: [{Residual: {layers: [{Conv2D: {filters: 3, kernel_size: 1}}]}}, "
+        "{Conv2D: {filters: 3, kernel_size: 1, use_bias: false}}]}",
+        ((5, 5, 3), 12 + 9, 0),
     ),
 }
 
@@ -192,6 +221,67 @@ REFUSED = {
         "layers[0].DepthwiseConv2D.depth_multiplier",
         "greater than 0",
     ),
+    "identity shortcut of a block changing the channels": (
+        "[8, 8, 2]",
+        ["Conv2D: {filters: 2, kernel_size: 1}", "Residual:", "    layers: [{Conv2D: {filters: 3, kernel_size: 1}}]"],
+        6,  # the block's mapping
+        "layers[1].Residual",
+        "shortcut identity adds the (8, 8, 2) input to the block's (8, 8, 3) output: use shortcut: projection",
+    ),
+    "projection of a reduction that is not a whole factor": (
+        "[7, 7, 2]",
+        [
+            "Residual:",
+            "    shortcut: projection",
+            "    layers: [{Conv2D: {filters: 3, kernel_size: 3, strides: 2, padding: same}}]",
+        ],
+        5,
+        "layers[0].Residual",
+        "the block takes 7x7 to 4x4, not a reduction by a whole factor",
+    ),
+    "projection of a block that grows": (
+        "[4, 4, 2]",
+        ["Residual: {shortcut: projection, layers: [{UpSampling: {}}]}"],
+        4,
+        "layers[0].Residual",
+        "the block takes 4x4 to 8x8",
+    ),
+    "Flatten inside a block": (
+        "[4, 4, 2]",
+        ["Residual:", "    layers:", "      - Dropout: {rate: 0.1}", "      - Flatten: {}"],
+        7,
+        "layers[0].Residual.layers[1].Flatten",
+        "a Residual's block takes any layer but Flatten",
+    ),
+    "a block ending flat": (
+        "[4, 4, 2]",
+        ["Residual: {shortcut: projection, layers: [{GlobalAvgPool: {}}]}"],
+        4,
+        "layers[0].Residual",
+        "its block ends in the flat shape (2,)",
+    ),
+    "residual on a flat input": (
+        "[4, 4, 2]",
+        ["Flatten: {}", "Residual: {layers: [{Dense: {units: 32}}]}"],
+        5,
+        "layers[1].Residual",
+        "needs (height, width, channels) feature maps",
+    ),
+    "a misfit inside a nested block": (
+        "[4, 4, 2]",
+        ["Residual: {layers: [{Residual: {layers: [{MaxPool: {pool_size: 5}}]}}]}"],
+        4,
+        "layers[0].Residual.layers[0].Residual.layers[0].MaxPool.pool_size",
+        "5 is larger than the 4x4 input",
+    ),
+    "unknown shortcut": (
+        "[4, 4, 2]",
+        ["Residual: {shortcut: dense, layers: [{Dropout: {rate: 0.1}}]}"],
+        4,
+        "layers[0].Residual.shortcut",
+        "'identity' or 'projection'",
+    ),
+    "empty block": ("[4, 4, 2]", ["Residual: {layers: []}"], 4, "layers[0].Residual.layers", "at least 1 item"),
 }
 
 
@@ -227,3 +317,94 @@ def test_a_refused_new_layer_exits_2_through_the_command_and_writes_nothing(tmp_
         == "fmnist-dsl: groups.yaml:4: layers[0].Conv2D.groups: 3 groups do not divide the 4 input channels\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+RESIDUAL_NET = spec_text(
+    "[8, 8, 2]",
+    "Residual:",
+    "    shortcut: projection",
+    "    activation: relu",
+    "    layers:",
+    "      - Conv2D: {filters: 4, kernel_size: 3, strides: 2, padding: same, use_bias: false}",
+    "      - BatchNorm: {}",
+    "      - Residual: {layers: [{Conv2D: {filters: 4, kernel_size: 1, kernel_initializer: he_normal}}]}",
+    "GlobalAvgPool: {}",
+    "Dense: {units: 10}",
+)
+
+
+def test_a_residual_s_layers_are_flat_rows_named_after_it():
+    model = lower(parse_spec(RESIDUAL_NET), "a.yaml")
+    rows = [(row.name, row.kind, row.output_attr, row.trainable, row.non_trainable) for row in model.layers]
+    assert rows == [
+        ("res1_conv1", "Conv2D", "res1_conv1", 72, 0),
+        ("res1_bn1", "BatchNorm", "res1_bn1", 8, 8),
+        ("res1_res1_conv1", "Conv2D", "res1_res1_conv1", 20, 0),
+        ("res1_res1", "Residual", "", 0, 0),  # no activation: its sum is a line of forward
+        ("res1_proj", "Conv2D", "res1_proj", 8, 0),
+        ("res1_proj_bn", "BatchNorm", "res1_proj_bn", 8, 8),
+        ("res1", "Residual", "res1_act", 0, 0),
+        ("gap1", "GlobalAvgPool", "gap1_flatten", 0, 0),
+        ("fc1", "Dense", "fc1", 50, 0),
+    ]
+    assert (model.trainable, model.non_trainable) == (72 + 8 + 20 + 8 + 8 + 50, 16)
+    weights = [(row.layer, row.variable, row.shape, row.initializer) for row in model.weights]
+    assert weights[:4] == [
+        ("res1_conv1", "kernel", (3, 3, 2, 4), "glorot_uniform"),
+        ("res1_bn1", "gamma", (4,), "ones"),
+        ("res1_bn1", "beta", (4,), "zeros"),
+        ("res1_bn1", "moving_mean", (4,), "zeros"),
+    ]
+    # the projection: a 1x1 kernel without bias from the block's input channels to its output channels, the DSL's
+    # default initialiser, then a BatchNorm
+    assert ("res1_proj", "kernel", (1, 1, 2, 4), "glorot_uniform") in weights
+    assert ("res1_res1_conv1", "kernel", (1, 1, 4, 4), "he_normal") in weights
+    assert not [row for row in weights if row[:2] == ("res1_proj", "bias")]
+
+
+def test_a_residual_net_generates_a_functional_model_and_a_visible_sum():
+    from compilers.render import render_package, render_standalone
+
+    files = render_package(lower(parse_spec(RESIDUAL_NET), "a.yaml"))
+    torch_source, keras_source = files["torch_model.py"], files["keras_model.py"]
+    assert "        shortcut = self.res1_proj_bn(self.res1_proj(x))\n" in torch_source
+    # the nested block keeps its own shortcut, added before the outer one, and the activation after the sum
+    forward = torch_source.split("def forward")[1]
+    assert forward.index("shortcut2 = x") < forward.index("x = x + shortcut2") < forward.index("x = x + shortcut\n")
+    assert forward.index("x = x + shortcut\n") < forward.index("x = self.res1_act(x)")
+    assert "self.res1_proj = nn.Conv2d(2, 4, kernel_size=(1, 1), stride=(2, 2), bias=False)" in torch_source
+    assert "def build_model() -> keras.Model:" in keras_source and "keras.Sequential" not in keras_source
+    assert "    inputs = keras.Input(shape=(8, 8, 2))\n" in keras_source
+    assert 'x = layers.Add(name="res1_add")([x, shortcut])' in keras_source
+    assert 'x = layers.Activation("relu", name="res1")(x)' in keras_source
+    assert 'return keras.Model(inputs, x, name="a")' in keras_source
+    standalone = render_standalone(lower(parse_spec(RESIDUAL_NET), "a.yaml"))
+    assert standalone["torch_model.py"].split("def forward")[-1] == forward
+    assert standalone["keras_model.py"].split("def build_model")[1] == keras_source.split("def build_model")[1]
+
+
+def test_a_chain_still_generates_keras_sequential():
+    from compilers.render import render_package
+
+    source = render_package(lower(parse_spec(spec_text("[8, 8, 2]", "Flatten: {}")), "a.yaml"))["keras_model.py"]
+    assert "return keras.Sequential(" in source and "Add" not in source
+
+
+def test_lint_reads_the_layers_inside_a_block():
+    from dsl.lint import lint_text
+
+    text = spec_text(
+        "[8, 8, 2]",
+        "Residual: {layers: [{Conv2D: {filters: 2, kernel_size: 3, padding: same}}, {BatchNorm: {}}]}",
+    )
+    findings = [(finding.line, finding.code) for finding in lint_text(text)]
+    assert findings == [(4, "FM101")]
+
+
+def test_the_json_schema_nests_a_residual_s_layers():
+    from dsl.spec import Spec
+
+    residual = Spec.model_json_schema()["$defs"]["Residual"]["properties"]
+    refs = [item["$ref"] for item in residual["layers"]["items"]["oneOf"]]
+    assert "#/$defs/ResidualEntry" in refs and "#/$defs/Conv2DEntry" in refs
+    assert residual["shortcut"]["enum"] == ["identity", "projection"]

@@ -217,7 +217,7 @@ def _function_pool(walk: LayerChain, node, where: str) -> None:
     _pool(walk, node, where, *values)
 
 
-BRANCHES = "a model with branches (a residual sum, a concatenation) is not in the DSL yet"
+BRANCHES = "a model with branches (a residual sum, a concatenation): the import reads chains only"
 SHAPE_QUERIES = ("size", getattr)  # x.size(0), x.shape: values for a view, not layers
 POOL_ARGUMENTS = (("kernel_size", None), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False))
 
