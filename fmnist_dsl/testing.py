@@ -74,9 +74,8 @@ def check_forward(package: ModuleType, tolerance: float = FORWARD_TOL) -> Figure
 
     torch_model, keras_model = parity.build_pair(package)
     images = parity.random_data(tuple(package.INPUT_SHAPE), count=64, seed=1).test_images
-    pairs = [(row.name, row.output_attr) for row in package.LAYERS]
     with parity.computing_in("float32"):  # IEEE float32 dots on a GPU too; the caller's settings come back after
-        value, per_layer = parity.forward_diffs(torch_model, keras_model, images, pairs)
+        value, per_layer = parity.forward_diffs(torch_model, keras_model, images, parity.layer_pairs(package))
     first_off = next((name for name, diff in per_layer.items() if diff > tolerance), "")
     return Figure("eval forward, max absolute difference", value, tolerance, first_off and f"from layer {first_off}")
 

@@ -34,8 +34,7 @@ def measure(args, package) -> dict:
 
     optimizer = package.RECIPE["optimizer"]
     data, why_random = load_data(args, package.INPUT_SHAPE)
-    # A Residual without activation has no submodule of its own: its sum is a line of forward.
-    pairs = [(row.name, row.output_attr) for row in package.LAYERS if row.output_attr]
+    pairs = parity.layer_pairs(package)
     report = parity.check(package, optimizer, data, pairs, steps=args.steps, precision=args.precision).to_dict()
     report["spec"] = package.NAME
     report["optimizer"] = optimizer

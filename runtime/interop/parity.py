@@ -220,6 +220,12 @@ def keras_layer_outputs(keras_model, images: np.ndarray, names: list[str]) -> di
     return {name: keras.ops.convert_to_numpy(out) for name, out in zip(names, outputs, strict=True)}
 
 
+def layer_pairs(package) -> list[tuple[str, str]]:
+    """(Keras layer, PyTorch submodule) giving each DSL layer's output; a Residual without activation has none in
+    PyTorch (its sum is a line of forward), so the layer after it compares what it carries."""
+    return [(row.name, row.output_attr) for row in package.LAYERS if row.output_attr]
+
+
 def forward_diffs(torch_model, keras_model, images: np.ndarray, layer_pairs) -> tuple[float, dict[str, float]]:
     """Eval-mode max |difference| of the outputs, and per layer for the given (keras_name, torch_attr) pairs."""
     import keras

@@ -488,9 +488,11 @@ def test_global_max_pool_shares_a_tied_maximum_gradient(tmp_path):
 
 
 def test_onnx_export_keeps_residual_blocks(tmp_path):
+    from fmnist_dsl.testing import check_forward
     from runtime.interop import export
 
     package = _package([*PARITY_SPECS["residual blocks"], {"Dense": {"units": 10}}], tmp_path, (10, 9, 2))
+    assert check_forward(package).ok  # layer by layer: a Residual without activation has no PyTorch submodule
     torch_model, keras_model = parity.build_pair(package)
     _randomise_statistics(torch_model, keras_model)
     images = parity.random_data((10, 9, 2), count=16).test_images
