@@ -29,8 +29,9 @@ from tests.conftest import SPECS  # noqa: E402
 from tests.recipes import TF_FLOAT32_INSIDE_TOL, float32_inside_tensorflow  # noqa: E402
 
 TRAJECTORY_SPECS = ("lenet5", "mlp_adam")  # SGD without BatchNorm; Adam with BatchNorm and Dropout
-# best's layers are all in cnn and mlp too; its float64 gradients on three backends would cost minutes of CI.
-STRUCTURE_ONLY = ("best",)
+# best's layers are all in cnn and mlp too, resnet's in test_layer_semantics.py's residual networks; their float64
+# gradients on three backends would cost minutes of CI.
+STRUCTURE_ONLY = ("best", "resnet")
 DRAWN = 3
 FOLDER = Path(tempfile.mkdtemp(prefix="backend-probe-"))
 
