@@ -274,6 +274,21 @@ REFUSED = {
         "layers[0].Residual.layers[0].Residual.layers[0].MaxPool.pool_size",
         "5 is larger than the 4x4 input",
     ),
+    "a block's values over the activation limit": (
+        "[28, 28, 1]",
+        [
+            "Residual:",
+            "    shortcut: projection",
+            "    layers:",
+            "      - UpSampling: {size: 10}",
+            "      - Conv2D: {filters: 128, kernel_size: 1}",
+            "      - MaxPool: {pool_size: 10}",
+        ],
+        5,
+        "layers[0].Residual",
+        # 280 x 280 x (1 + 128) upsampled and convolved, 28 x 28 x 128 four times: pool, projection, its BatchNorm, sum
+        "(this one 10,515,008)",
+    ),
     "unknown shortcut": (
         "[4, 4, 2]",
         ["Residual: {shortcut: dense, layers: [{Dropout: {rate: 0.1}}]}"],
