@@ -49,14 +49,17 @@ def run(args, build) -> int:
     """Print the table of the spec's package."""
     require(*FRAMEWORKS, purpose="summary")
     rows = summary_rows(build(args.spec))
-    header = f"{'layer':<10} {'kind':<10} | {'DSL':^27} | {'PyTorch (as NHWC)':^27} | {'Keras':^27}"
+    # As wide as the longest name and kind (a Residual's layers are named after it: res1_res1_conv1).
+    name_width = max(10, *(len(row["layer"]) for row in rows))
+    kind_width = max(10, *(len(row["kind"]) for row in rows))
+    header = f"{'layer':<{name_width}} {'kind':<{kind_width}} | {'DSL':^27} | {'PyTorch (as NHWC)':^27} | {'Keras':^27}"
     print(header)
     print("-" * len(header))
     for row in rows:
         cells = " | ".join(_cell(*row[side]) for side in SIDES)
-        print(f"{row['layer']:<10} {row['kind']:<10} | {cells}")
+        print(f"{row['layer']:<{name_width}} {row['kind']:<{kind_width}} | {cells}")
     totals = [[sum(row[side][i] for row in rows) for i in (1, 2)] for side in SIDES]
     print("-" * len(header))
-    print(f"{'total':<21} | " + " | ".join(_cell("", *total) for total in totals))
+    print(f"{'total':<{name_width + kind_width + 1}} | " + " | ".join(_cell("", *total) for total in totals))
     print("(parameters: trainable + non-trainable state such as BatchNorm moving statistics)")
     return 0
