@@ -137,7 +137,7 @@ def _final_activation(spec: Spec) -> str:
     for _, layer in reversed(spec.layer_list()):
         if isinstance(layer, dsl_layers.ActivationLayer):
             return layer.name
-        if isinstance(layer, KERNELS):
+        if isinstance(layer, (*KERNELS, dsl_layers.Residual)):
             return layer.activation
         if not isinstance(layer, dsl_layers.Dropout):
             return "none"

@@ -321,16 +321,28 @@ def test_accepted_neighbours_of_the_refusals():
     assert inferred("[9, 9, 2]", "AvgPool: {pool_size: 12, padding: same}")[0][0] == (1, 1, 2)  # same pads any window
 
 
-def test_a_refused_new_layer_exits_2_through_the_command_and_writes_nothing(tmp_path):
-    spec = tmp_path / "groups.yaml"
-    spec.write_text(spec_text("[9, 8, 4]", "Conv2D: {filters: 6, kernel_size: 3, groups: 3}"))
+COMMAND_REFUSALS = {
+    "groups": (
+        spec_text("[9, 8, 4]", "Conv2D: {filters: 6, kernel_size: 3, groups: 3}"),
+        "groups.yaml:4: layers[0].Conv2D.groups: 3 groups do not divide the 4 input channels",
+    ),
+    "residual": (
+        spec_text("[9, 8, 4]", "Residual: {layers: [{Conv2D: {filters: 4, kernel_size: 3}}], activation: relu}"),
+        "residual.yaml:4: layers[0].Residual: shortcut identity adds the (9, 8, 4) input to the block's (7, 6, 4) "
+        "output: use shortcut: projection",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", COMMAND_REFUSALS)
+def test_a_refused_new_layer_exits_2_through_the_command_and_writes_nothing(tmp_path, name):
+    text, line = COMMAND_REFUSALS[name]
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(text)
     command = [sys.executable, "-m", "compilers.cli", "build", str(spec), "--out", str(tmp_path / "out")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     assert result.returncode == 2
-    assert (
-        result.stderr
-        == "fmnist-dsl: groups.yaml:4: layers[0].Conv2D.groups: 3 groups do not divide the 4 input channels\n"
-    )
+    assert result.stderr == f"fmnist-dsl: {line}\n"
     assert not (tmp_path / "out").exists()
 
 
