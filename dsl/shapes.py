@@ -151,7 +151,7 @@ def _shortcut_problem(layer: Residual, shape: Shape, out: Shape) -> str | None:
 
 
 def _residual(where: str, layer: Residual, shape: Shape) -> LayerShape:
-    block = _infer_chain(f"{where}.layers", layer.layer_list(), shape)
+    block = _infer_chain(f"{where}.layers", layer.layer_list(), shape, in_block=True)
     out = block[-1].output_shape
     problem = _shortcut_problem(layer, shape, out)
     if problem:
@@ -194,11 +194,13 @@ def _infer_layer(where: str, kind: str, layer, shape: Shape) -> LayerShape:
     return LayerShape(kind, shape, shape, 0, 0)  # Dropout and Activation keep the shape
 
 
-def _infer_chain(where: str, layers: list[tuple[str, object]], shape: Shape) -> list[LayerShape]:
-    """The shapes of a layer list (the spec's, or a Residual's block at `where`) taking `shape`."""
+def _infer_chain(
+    where: str, layers: list[tuple[str, object]], shape: Shape, in_block: bool = False
+) -> list[LayerShape]:
+    """The shapes of a layer list at `where` (the spec's, or a Residual's block) taking `shape`."""
     inferred = []
     for index, (kind, layer) in enumerate(layers):
-        if where != "layers" and isinstance(layer, Flatten):
+        if in_block and isinstance(layer, Flatten):
             raise ShapeProblem(f"{where}[{index}].{kind}", "a Residual's block takes any layer but Flatten")
         info = _infer_layer(f"{where}[{index}].{kind}", kind, layer, shape)
         inferred.append(info)
