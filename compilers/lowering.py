@@ -40,8 +40,13 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
     """Everything the templates print for `spec`; `spec_file` is the file name shown in headers."""
     shapes = infer_shapes(spec)
     kinds_and_layers = spec.layer_list()
-    names = layer_names([kind for kind, _ in kinds_and_layers])
-    ops = tuple(_lower_layer(name, layer, shape) for name, (_, layer), shape in zip(names, kinds_and_layers, shapes))
+    own_activation = [isinstance(layer, KERNELS) and layer.activation != "none" for _, layer in kinds_and_layers]
+    named = layer_names([kind for kind, _ in kinds_and_layers], own_activation)
+    names = [name for name, _ in named]
+    ops = tuple(
+        _lower_layer(name, layer, shape, activation_attr)
+        for (name, activation_attr), (_, layer), shape in zip(named, kinds_and_layers, shapes)
+    )
     spec_json = normalized_json(spec)
     return ir.ResolvedModel(
         name=spec.name,
@@ -128,11 +133,11 @@ def _final_activation(spec: Spec) -> str:
     return "none"
 
 
-def _activation_fields(name: str, activation: str) -> dict:
+def _activation_fields(name: str, activation: str, activation_attr: str | None) -> dict:
     if activation == "none":
         return {"attrs": (name,), "keras_activation": None, "torch_activation": None}
     return {
-        "attrs": (name, f"{name}_act"),
+        "attrs": (name, activation_attr),
         "keras_activation": activation,
         "torch_activation": ACTIVATION_MODULES[activation],
     }
@@ -173,11 +178,11 @@ def _padding_fields(name: str, shape: LayerShape, window, strides, padding: str)
     return {"keras_padding": "same", "torch_padding": (0, 0), "torch_pad": pads, "attrs": (f"{name}_pad", name)}
 
 
-def _conv_fields(name: str, layer, shape: LayerShape) -> dict:
+def _conv_fields(name: str, layer, shape: LayerShape, activation_attr: str | None) -> dict:
     """What every convolution shares: window, padding (of the dilated kernel's span), activation, initialisers."""
     span = effective_window(layer.kernel_size, layer.dilation_rate)
     padding = _padding_fields(name, shape, span, layer.strides, layer.padding)
-    activation = _activation_fields(name, layer.activation)
+    activation = _activation_fields(name, layer.activation, activation_attr)
     attrs = padding.pop("attrs")[:-1] + activation.pop("attrs")
     return {
         "name": name,
@@ -193,8 +198,8 @@ def _conv_fields(name: str, layer, shape: LayerShape) -> dict:
     }
 
 
-def _lower_conv(name: str, layer, shape: LayerShape) -> ir.Op:
-    fields = _conv_fields(name, layer, shape)
+def _lower_conv(name: str, layer, shape: LayerShape, activation_attr: str | None) -> ir.Op:
+    fields = _conv_fields(name, layer, shape, activation_attr)
     if isinstance(layer, dsl_layers.Conv2D):
         return ir.Conv2DOp(filters=layer.filters, groups=layer.groups, **fields)
     if isinstance(layer, dsl_layers.DepthwiseConv2D):
@@ -239,13 +244,13 @@ def _lower_reshaping(name: str, layer, shape: LayerShape) -> ir.Op:
     return ir.UpSamplingOp(name=name, attrs=(name,), size=layer.size, interpolation=layer.interpolation)
 
 
-def _lower_dense(name: str, layer: dsl_layers.Dense, shape: LayerShape) -> ir.DenseOp:
+def _lower_dense(name: str, layer: dsl_layers.Dense, shape: LayerShape, activation_attr: str | None) -> ir.DenseOp:
     return ir.DenseOp(
         name=name,
         in_features=shape.input_shape[0],
         units=layer.units,
         use_bias=layer.use_bias,
-        **_activation_fields(name, layer.activation),
+        **_activation_fields(name, layer.activation, activation_attr),
         **_init_fields(layer),
     )
 
@@ -266,9 +271,10 @@ def _lower_batchnorm(name: str, layer: dsl_layers.BatchNorm, shape: LayerShape) 
 RESHAPING = (dsl_layers.GlobalAvgPool, dsl_layers.GlobalMaxPool, dsl_layers.ZeroPadding, dsl_layers.UpSampling)
 
 
-def _lower_layer(name: str, layer, shape: LayerShape) -> ir.Op:
+def _lower_layer(name: str, layer, shape: LayerShape, activation_attr: str | None) -> ir.Op:
+    """`activation_attr`: the submodule of the layer's own activation, for a Dense or convolution that has one."""
     if isinstance(layer, KERNELS[1:]):
-        return _lower_conv(name, layer, shape)
+        return _lower_conv(name, layer, shape, activation_attr)
     if isinstance(layer, (dsl_layers.MaxPool, dsl_layers.AvgPool)):
         return _lower_pool(name, layer, shape)
     if isinstance(layer, RESHAPING):
@@ -276,7 +282,7 @@ def _lower_layer(name: str, layer, shape: LayerShape) -> ir.Op:
     if isinstance(layer, dsl_layers.LayerNorm):
         return _lower_layernorm(name, layer, shape)
     if isinstance(layer, dsl_layers.Dense):
-        return _lower_dense(name, layer, shape)
+        return _lower_dense(name, layer, shape, activation_attr)
     if isinstance(layer, dsl_layers.BatchNorm):
         return _lower_batchnorm(name, layer, shape)
     if isinstance(layer, dsl_layers.Dropout):
