@@ -191,21 +191,21 @@ class ActivationOp(Op):
 
 @dataclass(frozen=True)
 class ResidualOp(Op):
-    """activation(block(x) + shortcut(x)); `attrs` holds its activation's submodule, if any. Its block's and
-    shortcut's ops are submodules of the model itself, named after it (compilers.naming.layer_names)."""
+    """activation(block(x) + shortcut(x)); `attrs` holds its activation's submodule (an act<n>, in Keras too), if any.
+    Its block's and shortcut's ops are submodules of the model itself, named after it (compilers.naming.layer_names);
+    the sum is Keras's Add layer of its name."""
 
     kind: ClassVar[str] = "residual"
     block: tuple[Op, ...]
     shortcut: tuple[Op, ...]  # a projection's Conv2DOp and BatchNormOp; () for identity
     variable: str  # the local variable holding the shortcut in forward / the functional Keras model
-    keras_add: str  # the Add's name: the Residual's own, unless its Activation (then its output) takes that
     keras_activation: str | None
     torch_activation: str | None
 
     @property
     def output_attr(self) -> str:
-        """Its activation's submodule; "" without one: the sum is a line of forward, no submodule's output."""
-        return self.attrs[-1] if self.attrs else ""
+        """None: its row is the sum, a line of forward, no submodule's output (its activation follows it)."""
+        return ""
 
     @property
     def runtime_layers(self) -> tuple[str, ...]:

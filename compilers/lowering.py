@@ -4,7 +4,7 @@ import hashlib
 import json
 
 from compilers import ir
-from compilers.naming import class_name, layer_names, projection_names, shortcut_variable
+from compilers.naming import Activations, class_name, layer_names, projection_names, shortcut_variable
 from compilers.torch_spelling import ACTIVATION_MODULES, init_line
 from dsl import layers as dsl_layers
 from dsl.shapes import LayerShape, effective_window, infer_shapes, projection, same_padding
@@ -39,10 +39,8 @@ def normalized_json(spec: Spec) -> str:
 def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
     """Everything the templates print for `spec`; `spec_file` is the file name shown in headers."""
     shapes = infer_shapes(spec)
-    kinds_and_layers = spec.layer_list()
-    names = layer_names([kind for kind, _ in kinds_and_layers])
-    ops = tuple(_lower_layer(name, layer, shape) for name, (_, layer), shape in zip(names, kinds_and_layers, shapes))
-    walk = list(_walk(names, kinds_and_layers, shapes))
+    walk: list[tuple] = []
+    ops = _lower_list(spec.layer_list(), shapes, "", Activations(), walk)
     spec_json = normalized_json(spec)
     return ir.ResolvedModel(
         name=spec.name,
@@ -63,17 +61,21 @@ def lower(spec: Spec, spec_file: str) -> ir.ResolvedModel:
     )
 
 
-def _walk(names: list[str], kinds_and_layers, shapes: list[LayerShape]):
-    """(name, kind, DSL layer, shape) of every layer, a Residual's block and projection before the Residual itself:
-    the order of ir.flat_ops, of the LAYERS and WEIGHTS tables and of the PyTorch submodules."""
+def _lower_list(kinds_and_layers, shapes: list[LayerShape], within: str, activations: Activations, walk: list):
+    """The ops of a layer list (the spec's, or a Residual's `within` it), named in `forward` order; each layer's
+    (name, kind, DSL layer, shape) appended to `walk` after its parts: the order of ir.flat_ops, of the LAYERS and
+    WEIGHTS tables and of the PyTorch submodules."""
+    ops = []
+    names = layer_names([kind for kind, _ in kinds_and_layers], within)
     for name, (kind, layer), shape in zip(names, kinds_and_layers, shapes, strict=True):
         if isinstance(layer, dsl_layers.Residual):
-            inner = layer.layer_list()
-            yield from _walk(layer_names([k for k, _ in inner], name), inner, list(shape.block))
-            if shape.shortcut:
-                parts = projection(shape.input_shape, shape.output_shape)
-                yield from zip(projection_names(name), ("Conv2D", "BatchNorm"), parts, shape.shortcut, strict=True)
-        yield name, kind, layer, shape
+            op = _lower_residual(name, layer, shape, activations, walk)
+        else:
+            own = isinstance(layer, KERNELS) and layer.activation != "none"
+            op = _lower_layer(name or activations.next(), layer, shape, activations.next() if own else None)
+        walk.append((op.name, kind, layer, shape))
+        ops.append(op)
+    return tuple(ops)
 
 
 def lower_training(training: Training) -> dict:
@@ -144,11 +146,11 @@ def _final_activation(spec: Spec) -> str:
     return "none"
 
 
-def _activation_fields(name: str, activation: str) -> dict:
+def _activation_fields(name: str, activation: str, activation_attr: str | None) -> dict:
     if activation == "none":
         return {"attrs": (name,), "keras_activation": None, "torch_activation": None}
     return {
-        "attrs": (name, f"{name}_act"),
+        "attrs": (name, activation_attr),
         "keras_activation": activation,
         "torch_activation": ACTIVATION_MODULES[activation],
     }
@@ -189,11 +191,11 @@ def _padding_fields(name: str, shape: LayerShape, window, strides, padding: str)
     return {"keras_padding": "same", "torch_padding": (0, 0), "torch_pad": pads, "attrs": (f"{name}_pad", name)}
 
 
-def _conv_fields(name: str, layer, shape: LayerShape) -> dict:
+def _conv_fields(name: str, layer, shape: LayerShape, activation_attr: str | None) -> dict:
     """What every convolution shares: window, padding (of the dilated kernel's span), activation, initialisers."""
     span = effective_window(layer.kernel_size, layer.dilation_rate)
     padding = _padding_fields(name, shape, span, layer.strides, layer.padding)
-    activation = _activation_fields(name, layer.activation)
+    activation = _activation_fields(name, layer.activation, activation_attr)
     attrs = padding.pop("attrs")[:-1] + activation.pop("attrs")
     return {
         "name": name,
@@ -209,8 +211,8 @@ def _conv_fields(name: str, layer, shape: LayerShape) -> dict:
     }
 
 
-def _lower_conv(name: str, layer, shape: LayerShape) -> ir.Op:
-    fields = _conv_fields(name, layer, shape)
+def _lower_conv(name: str, layer, shape: LayerShape, activation_attr: str | None) -> ir.Op:
+    fields = _conv_fields(name, layer, shape, activation_attr)
     if isinstance(layer, dsl_layers.Conv2D):
         return ir.Conv2DOp(filters=layer.filters, groups=layer.groups, **fields)
     if isinstance(layer, dsl_layers.DepthwiseConv2D):
@@ -255,13 +257,13 @@ def _lower_reshaping(name: str, layer, shape: LayerShape) -> ir.Op:
     return ir.UpSamplingOp(name=name, attrs=(name,), size=layer.size, interpolation=layer.interpolation)
 
 
-def _lower_dense(name: str, layer: dsl_layers.Dense, shape: LayerShape) -> ir.DenseOp:
+def _lower_dense(name: str, layer: dsl_layers.Dense, shape: LayerShape, activation_attr: str | None) -> ir.DenseOp:
     return ir.DenseOp(
         name=name,
         in_features=shape.input_shape[0],
         units=layer.units,
         use_bias=layer.use_bias,
-        **_activation_fields(name, layer.activation),
+        **_activation_fields(name, layer.activation, activation_attr),
         **_init_fields(layer),
     )
 
@@ -282,33 +284,34 @@ def _lower_batchnorm(name: str, layer: dsl_layers.BatchNorm, shape: LayerShape) 
 RESHAPING = (dsl_layers.GlobalAvgPool, dsl_layers.GlobalMaxPool, dsl_layers.ZeroPadding, dsl_layers.UpSampling)
 
 
-def _lower_residual(name: str, layer: dsl_layers.Residual, shape: LayerShape, depth: int) -> ir.ResidualOp:
-    inner = layer.layer_list()
-    names = layer_names([kind for kind, _ in inner], name)
-    block = tuple(_lower_layer(n, sub, s, depth + 1) for n, (_, sub), s in zip(names, inner, shape.block, strict=True))
+def _lower_residual(
+    name: str, layer: dsl_layers.Residual, shape: LayerShape, activations: Activations, walk: list
+) -> ir.ResidualOp:
+    """Its block's ops, then its projection's, then its own activation: forward's order."""
+    block = _lower_list(layer.layer_list(), list(shape.block), name, activations, walk)
     shortcut = ()
     if shape.shortcut:
         (conv_name, norm_name), (conv, norm) = projection_names(name), projection(shape.input_shape, shape.output_shape)
         conv_shape, norm_shape = shape.shortcut
-        shortcut = (_lower_conv(conv_name, conv, conv_shape), _lower_batchnorm(norm_name, norm, norm_shape))
-    activation = _activation_fields(name, layer.activation)
+        shortcut = (_lower_conv(conv_name, conv, conv_shape, None), _lower_batchnorm(norm_name, norm, norm_shape))
+        walk += [(conv_name, "Conv2D", conv, conv_shape), (norm_name, "BatchNorm", norm, norm_shape)]
+    own = activations.next() if layer.activation != "none" else None
+    activation = _activation_fields(name, layer.activation, own)
     attrs = activation.pop("attrs")[1:]  # the activation's submodule: the sum itself is no submodule
     return ir.ResidualOp(
         name=name,
         attrs=attrs,
         block=block,
         shortcut=shortcut,
-        variable=shortcut_variable(depth),
-        keras_add=f"{name}_add" if attrs else name,  # the Keras layer named `name` outputs the Residual
+        variable=shortcut_variable(name.count("_")),  # one per nesting depth: res1, res1_res1, ...
         **activation,
     )
 
 
-def _lower_layer(name: str, layer, shape: LayerShape, depth: int = 0) -> ir.Op:
-    if isinstance(layer, dsl_layers.Residual):
-        return _lower_residual(name, layer, shape, depth)
+def _lower_layer(name: str, layer, shape: LayerShape, activation_attr: str | None) -> ir.Op:
+    """`activation_attr`: the submodule of the layer's own activation, for a Dense or convolution that has one."""
     if isinstance(layer, KERNELS[1:]):
-        return _lower_conv(name, layer, shape)
+        return _lower_conv(name, layer, shape, activation_attr)
     if isinstance(layer, (dsl_layers.MaxPool, dsl_layers.AvgPool)):
         return _lower_pool(name, layer, shape)
     if isinstance(layer, RESHAPING):
@@ -316,7 +319,7 @@ def _lower_layer(name: str, layer, shape: LayerShape, depth: int = 0) -> ir.Op:
     if isinstance(layer, dsl_layers.LayerNorm):
         return _lower_layernorm(name, layer, shape)
     if isinstance(layer, dsl_layers.Dense):
-        return _lower_dense(name, layer, shape)
+        return _lower_dense(name, layer, shape, activation_attr)
     if isinstance(layer, dsl_layers.BatchNorm):
         return _lower_batchnorm(name, layer, shape)
     if isinstance(layer, dsl_layers.Dropout):

@@ -59,7 +59,7 @@ LAYERS = (
     LayerRow("bn5", "BatchNorm", "bn5", (512,), 1024, 1024),
     LayerRow("act5", "Activation", "act5", (512,), 0, 0),
     LayerRow("dropout3", "Dropout", "dropout3", (512,), 0, 0),
-    LayerRow("fc2", "Dense", "fc2_act", (10,), 5130, 0),
+    LayerRow("fc2", "Dense", "act6", (10,), 5130, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

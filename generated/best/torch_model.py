@@ -36,7 +36,7 @@ class Best(nn.Module):
         self.act5 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.4)
         self.fc2 = nn.Linear(512, 10)
-        self.fc2_act = nn.Softmax(dim=1)
+        self.act6 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -73,5 +73,5 @@ class Best(nn.Module):
         x = self.act5(x)
         x = self.dropout3(x)
         x = self.fc2(x)
-        x = self.fc2_act(x)
+        x = self.act6(x)
         return x

@@ -48,9 +48,9 @@ LAYERS = (
     LayerRow("pool2", "MaxPool", "pool2", (7, 7, 64), 0, 0),
     LayerRow("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
     LayerRow("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
-    LayerRow("fc1", "Dense", "fc1_act", (128,), 401536, 0),
+    LayerRow("fc1", "Dense", "act3", (128,), 401536, 0),
     LayerRow("dropout2", "Dropout", "dropout2", (128,), 0, 0),
-    LayerRow("fc2", "Dense", "fc2_act", (10,), 1290, 0),
+    LayerRow("fc2", "Dense", "act4", (10,), 1290, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

@@ -42,12 +42,12 @@ LAYERS = (
     LayerRow("conv1", "Conv2D", "conv1", (28, 28, 32), 288, 0),
     LayerRow("bn1", "BatchNorm", "bn1", (28, 28, 32), 64, 64),
     LayerRow("act1", "Activation", "act1", (28, 28, 32), 0, 0),
-    LayerRow("conv2", "Conv2D", "conv2_act", (14, 14, 64), 18496, 0),
+    LayerRow("conv2", "Conv2D", "act2", (14, 14, 64), 18496, 0),
     LayerRow("pool1", "MaxPool", "pool1", (7, 7, 64), 0, 0),
     LayerRow("dropout1", "Dropout", "dropout1", (7, 7, 64), 0, 0),
     LayerRow("flatten1", "Flatten", "flatten1", (3136,), 0, 0),
-    LayerRow("fc1", "Dense", "fc1_act", (128,), 401536, 0),
-    LayerRow("fc2", "Dense", "fc2_act", (10,), 1290, 0),
+    LayerRow("fc1", "Dense", "act3", (128,), 401536, 0),
+    LayerRow("fc2", "Dense", "act4", (10,), 1290, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

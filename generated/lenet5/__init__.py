@@ -38,14 +38,14 @@ RECIPE = {
 
 # Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
-    LayerRow("conv1", "Conv2D", "conv1_act", (28, 28, 6), 156, 0),
+    LayerRow("conv1", "Conv2D", "act1", (28, 28, 6), 156, 0),
     LayerRow("pool1", "MaxPool", "pool1", (14, 14, 6), 0, 0),
-    LayerRow("conv2", "Conv2D", "conv2_act", (10, 10, 16), 2416, 0),
+    LayerRow("conv2", "Conv2D", "act2", (10, 10, 16), 2416, 0),
     LayerRow("pool2", "MaxPool", "pool2", (5, 5, 16), 0, 0),
     LayerRow("flatten1", "Flatten", "flatten1", (400,), 0, 0),
-    LayerRow("fc1", "Dense", "fc1_act", (120,), 48120, 0),
-    LayerRow("fc2", "Dense", "fc2_act", (84,), 10164, 0),
-    LayerRow("fc3", "Dense", "fc3_act", (10,), 850, 0),
+    LayerRow("fc1", "Dense", "act3", (120,), 48120, 0),
+    LayerRow("fc2", "Dense", "act4", (84,), 10164, 0),
+    LayerRow("fc3", "Dense", "act5", (10,), 850, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

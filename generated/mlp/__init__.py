@@ -50,7 +50,7 @@ LAYERS = (
     LayerRow("bn3", "BatchNorm", "bn3", (50,), 100, 100),
     LayerRow("act3", "Activation", "act3", (50,), 0, 0),
     LayerRow("dropout2", "Dropout", "dropout2", (50,), 0, 0),
-    LayerRow("fc4", "Dense", "fc4_act", (10,), 510, 0),
+    LayerRow("fc4", "Dense", "act4", (10,), 510, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

@@ -26,7 +26,7 @@ class Mlp(nn.Module):
         self.act3 = nn.ReLU()
         self.dropout2 = nn.Dropout(p=0.2)
         self.fc4 = nn.Linear(50, 10)
-        self.fc4_act = nn.Softmax(dim=1)
+        self.act4 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -55,5 +55,5 @@ class Mlp(nn.Module):
         x = self.act3(x)
         x = self.dropout2(x)
         x = self.fc4(x)
-        x = self.fc4_act(x)
+        x = self.act4(x)
         return x

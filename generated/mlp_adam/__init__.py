@@ -52,7 +52,7 @@ LAYERS = (
     LayerRow("bn3", "BatchNorm", "bn3", (32,), 64, 64),
     LayerRow("act3", "Activation", "act3", (32,), 0, 0),
     LayerRow("dropout3", "Dropout", "dropout3", (32,), 0, 0),
-    LayerRow("fc4", "Dense", "fc4_act", (10,), 330, 0),
+    LayerRow("fc4", "Dense", "act4", (10,), 330, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

@@ -28,7 +28,7 @@ class MlpAdam(nn.Module):
         self.act3 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.1)
         self.fc4 = nn.Linear(32, 10)
-        self.fc4_act = nn.Softmax(dim=1)
+        self.act4 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -55,5 +55,5 @@ class MlpAdam(nn.Module):
         x = self.act3(x)
         x = self.dropout3(x)
         x = self.fc4(x)
-        x = self.fc4_act(x)
+        x = self.act4(x)
         return x

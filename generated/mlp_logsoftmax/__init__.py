@@ -39,11 +39,11 @@ RECIPE = {
 # Per DSL layer: name, kind, PyTorch submodule giving its output, output shape channels-last, trainable, state.
 LAYERS = (
     LayerRow("flatten1", "Flatten", "flatten1", (784,), 0, 0),
-    LayerRow("fc1", "Dense", "fc1_act", (256,), 200960, 0),
+    LayerRow("fc1", "Dense", "act1", (256,), 200960, 0),
     LayerRow("dropout1", "Dropout", "dropout1", (256,), 0, 0),
-    LayerRow("fc2", "Dense", "fc2_act", (128,), 32896, 0),
+    LayerRow("fc2", "Dense", "act2", (128,), 32896, 0),
     LayerRow("fc3", "Dense", "fc3", (10,), 1290, 0),
-    LayerRow("act1", "Activation", "act1", (10,), 0, 0),
+    LayerRow("act3", "Activation", "act3", (10,), 0, 0),
 )
 
 # Per weight, in Keras's layout: layer, variable, shape, initialiser, flattened feature map it acts on or None.

@@ -123,7 +123,6 @@ class LayerChain:
         self.layers, self.changes = [], []
         self.pad = None  # (top, bottom, left, right, fill value, (height, width) before the pad, where)
         self.flattened = None  # (height, width, channels) of the map a flatten made, until the next Dense
-        self.last_module = None  # the name of the last Dense or Conv2D, for an activation named `<name>_act`
 
     def add(self, layer: ImportedLayer) -> None:
         if self.pad is not None:

@@ -23,7 +23,9 @@ def fans(tensor: torch.Tensor, depth_multiplier: int | None = None) -> tuple[int
         return tensor.shape[0], tensor.shape[0]
     receptive_field = math.prod(tensor.shape[2:])
     if depth_multiplier is not None:
-        return tensor.shape[0] // depth_multiplier * receptive_field, depth_multiplier * receptive_field
+        # A depthwise kernel is (in * multiplier, 1, kh, kw); Keras's is (kh, kw, in, multiplier).
+        in_channels = tensor.shape[0] // depth_multiplier
+        return in_channels * receptive_field, depth_multiplier * receptive_field
     return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
 
 

@@ -147,7 +147,6 @@ def test_onnx_refusals_name_the_node(name, message, tmp_path):
 def padded_convolutions(count: int):
     """An ONNX graph the way an exporter writes asymmetric `same` padding: each Conv's pad widths come from a
     Constant node, so every other node is folded into a constant before the chain is read."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, previous = [], "images"

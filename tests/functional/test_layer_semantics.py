@@ -348,7 +348,7 @@ def _projection_without_batchnorm_bug(model):
 def _sum_after_the_activation_bug(model):
     """relu(block(x)) + x: the activation moved onto the block's last layer, the sum left without one."""
     model.res1_conv1 = nn.Sequential(model.res1_conv1, nn.ReLU())
-    model.res1_act = nn.Identity()
+    model.act1 = nn.Identity()  # the Residual's own activation: the first in the spec's list
 
 
 SEPARABLE = {"SeparableConv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "depth_multiplier": 2}}

@@ -86,10 +86,12 @@ def test_gradient_check_sees_a_wrong_gradient(tmp_path, monkeypatch):
     data = parity.random_data((28, 28, 1), count=64)
     assert max(parity.gradient_check(package, data).values()) <= parity.GRADIENT_TOL
     build_torch_model = package.build_torch_model
+    output_attrs = {row.name: row.output_attr for row in package.LAYERS}
 
     def planted():
         model = build_torch_model()
-        model.fc2_act = WrongGradientReLU()  # the same forward values: only the backward pass is wrong
+        # fc2's activation, with the same forward values: only the backward pass is wrong
+        setattr(model, output_attrs["fc2"], WrongGradientReLU())
         return model
 
     monkeypatch.setattr(package, "build_torch_model", planted)
@@ -293,7 +295,8 @@ def test_planted_bugs_still_fail_the_trajectory_of_a_bias_before_batchnorm(bug, 
 def test_per_layer_figures_locate_a_difference(tmp_path):
     package = build_and_import(REPO / "specs" / "lenet5.yaml", tmp_path)
     torch_model, keras_model = parity.build_pair(package)
-    layers = [("conv1", "conv1_act"), ("pool1", "pool1"), ("fc1", "fc1_act"), ("fc3", "fc3_act")]
+    output_attrs = {row.name: row.output_attr for row in package.LAYERS}
+    layers = [(name, output_attrs[name]) for name in ("conv1", "pool1", "fc1", "fc3")]
     images = parity.random_data((28, 28, 1), count=8).test_images
     _, before = parity.forward_diffs(torch_model, keras_model, images, layers)
     bias = keras_model.get_layer("fc1").bias

@@ -367,10 +367,10 @@ def test_a_residual_s_layers_are_flat_rows_named_after_it():
         ("res1_conv1", "Conv2D", "res1_conv1", 72, 0),
         ("res1_bn1", "BatchNorm", "res1_bn1", 8, 8),
         ("res1_res1_conv1", "Conv2D", "res1_res1_conv1", 20, 0),
-        ("res1_res1", "Residual", "", 0, 0),  # no activation: its sum is a line of forward
+        ("res1_res1", "Residual", "", 0, 0),  # a Residual's row is its sum, a line of forward
         ("res1_proj", "Conv2D", "res1_proj", 8, 0),
         ("res1_proj_bn", "BatchNorm", "res1_proj_bn", 8, 8),
-        ("res1", "Residual", "res1_act", 0, 0),
+        ("res1", "Residual", "", 0, 0),  # the sum: its activation, act1, follows it in forward
         ("gap1", "GlobalAvgPool", "gap1_flatten", 0, 0),
         ("fc1", "Dense", "fc1", 50, 0),
     ]
@@ -398,12 +398,12 @@ def test_a_residual_net_generates_a_functional_model_and_a_visible_sum():
     # the nested block keeps its own shortcut, added before the outer one, and the activation after the sum
     forward = torch_source.split("def forward")[1]
     assert forward.index("shortcut2 = x") < forward.index("x = x + shortcut2") < forward.index("x = x + shortcut\n")
-    assert forward.index("x = x + shortcut\n") < forward.index("x = self.res1_act(x)")
+    assert forward.index("x = x + shortcut\n") < forward.index("x = self.act1(x)")
     assert "self.res1_proj = nn.Conv2d(2, 4, kernel_size=(1, 1), stride=(2, 2), bias=False)" in torch_source
     assert "def build_model() -> keras.Model:" in keras_source and "keras.Sequential" not in keras_source
     assert "    inputs = keras.Input(shape=(8, 8, 2))\n" in keras_source
-    assert 'x = layers.Add(name="res1_add")([x, shortcut])' in keras_source
-    assert 'x = layers.Activation("relu", name="res1")(x)' in keras_source
+    assert 'x = layers.Add(name="res1")([x, shortcut])' in keras_source
+    assert 'x = layers.Activation("relu", name="act1")(x)' in keras_source
     assert 'return keras.Model(inputs, x, name="a")' in keras_source
     standalone = render_standalone(lower(parse_spec(RESIDUAL_NET), "a.yaml"))
     assert standalone["torch_model.py"].split("def forward")[-1] == forward

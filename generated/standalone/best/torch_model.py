@@ -17,9 +17,9 @@ def fans(tensor: torch.Tensor, depth_multiplier: int | None = None) -> tuple[int
         return tensor.shape[0], tensor.shape[0]
     receptive_field = math.prod(tensor.shape[2:])
     if depth_multiplier is not None:
-        return tensor.shape[
-            0
-        ] // depth_multiplier * receptive_field, depth_multiplier * receptive_field
+        # A depthwise kernel is (in * multiplier, 1, kh, kw); Keras's is (kh, kw, in, multiplier).
+        in_channels = tensor.shape[0] // depth_multiplier
+        return in_channels * receptive_field, depth_multiplier * receptive_field
     return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
 
 
@@ -89,7 +89,7 @@ class Best(nn.Module):
         self.act5 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.4)
         self.fc2 = nn.Linear(512, 10)
-        self.fc2_act = nn.Softmax(dim=1)
+        self.act6 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -126,5 +126,5 @@ class Best(nn.Module):
         x = self.act5(x)
         x = self.dropout3(x)
         x = self.fc2(x)
-        x = self.fc2_act(x)
+        x = self.act6(x)
         return x

@@ -50,10 +50,10 @@ class Cnn(nn.Module):
         self.dropout1 = nn.Dropout(p=0.25)
         self.flatten1 = nn.Flatten()
         self.fc1 = nn.Linear(3136, 128)
-        self.fc1_act = nn.ReLU()
+        self.act3 = nn.ReLU()
         self.dropout2 = nn.Dropout(p=0.5)
         self.fc2 = nn.Linear(128, 10)
-        self.fc2_act = nn.Softmax(dim=1)
+        self.act4 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -78,8 +78,8 @@ class Cnn(nn.Module):
         x = self.dropout1(x)
         x = self.flatten1(x)
         x = self.fc1(x)
-        x = self.fc1_act(x)
+        x = self.act3(x)
         x = self.dropout2(x)
         x = self.fc2(x)
-        x = self.fc2_act(x)
+        x = self.act4(x)
         return x

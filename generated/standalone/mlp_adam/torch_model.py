@@ -17,9 +17,9 @@ def fans(tensor: torch.Tensor, depth_multiplier: int | None = None) -> tuple[int
         return tensor.shape[0], tensor.shape[0]
     receptive_field = math.prod(tensor.shape[2:])
     if depth_multiplier is not None:
-        return tensor.shape[
-            0
-        ] // depth_multiplier * receptive_field, depth_multiplier * receptive_field
+        # A depthwise kernel is (in * multiplier, 1, kh, kw); Keras's is (kh, kw, in, multiplier).
+        in_channels = tensor.shape[0] // depth_multiplier
+        return in_channels * receptive_field, depth_multiplier * receptive_field
     return tensor.shape[1] * receptive_field, tensor.shape[0] * receptive_field
 
 
@@ -77,7 +77,7 @@ class MlpAdam(nn.Module):
         self.act3 = nn.ReLU()
         self.dropout3 = nn.Dropout(p=0.1)
         self.fc4 = nn.Linear(32, 10)
-        self.fc4_act = nn.Softmax(dim=1)
+        self.act4 = nn.Softmax(dim=1)
 
         self.reset_parameters()
 
@@ -104,5 +104,5 @@ class MlpAdam(nn.Module):
         x = self.act3(x)
         x = self.dropout3(x)
         x = self.fc4(x)
-        x = self.fc4_act(x)
+        x = self.act4(x)
         return x

@@ -15,7 +15,7 @@ def build_model() -> keras.Sequential:
             keras.layers.Dropout(0.2, name="dropout1"),
             keras.layers.Dense(128, activation="relu", name="fc2"),
             keras.layers.Dense(10, name="fc3"),
-            keras.layers.Activation("log_softmax", name="act1"),
+            keras.layers.Activation("log_softmax", name="act3"),
         ],
         name="mlp_logsoftmax",
     )

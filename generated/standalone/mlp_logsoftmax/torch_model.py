@@ -13,12 +13,12 @@ class MlpLogsoftmax(nn.Module):
         super().__init__()
         self.flatten1 = nn.Flatten()
         self.fc1 = nn.Linear(784, 256)
-        self.fc1_act = nn.ReLU()
+        self.act1 = nn.ReLU()
         self.dropout1 = nn.Dropout(p=0.2)
         self.fc2 = nn.Linear(256, 128)
-        self.fc2_act = nn.ReLU()
+        self.act2 = nn.ReLU()
         self.fc3 = nn.Linear(128, 10)
-        self.act1 = nn.LogSoftmax(dim=1)
+        self.act3 = nn.LogSoftmax(dim=1)
 
         self.reset_parameters()
 
@@ -34,10 +34,10 @@ class MlpLogsoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.flatten1(x)
         x = self.fc1(x)
-        x = self.fc1_act(x)
+        x = self.act1(x)
         x = self.dropout1(x)
         x = self.fc2(x)
-        x = self.fc2_act(x)
+        x = self.act2(x)
         x = self.fc3(x)
-        x = self.act1(x)
+        x = self.act3(x)
         return x

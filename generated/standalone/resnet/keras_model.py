@@ -29,7 +29,7 @@ def build_model() -> keras.Model:
         name="res1_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res1_bn1")(x)
-    x = layers.Activation("relu", name="res1_act1")(x)
+    x = layers.Activation("relu", name="act2")(x)
     x = layers.Conv2D(
         64,
         kernel_size=(3, 3),
@@ -39,8 +39,8 @@ def build_model() -> keras.Model:
         name="res1_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res1_bn2")(x)
-    x = layers.Add(name="res1_add")([x, shortcut])
-    x = layers.Activation("relu", name="res1")(x)
+    x = layers.Add(name="res1")([x, shortcut])
+    x = layers.Activation("relu", name="act3")(x)
     shortcut = x
     x = layers.Conv2D(
         64,
@@ -51,7 +51,7 @@ def build_model() -> keras.Model:
         name="res2_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res2_bn1")(x)
-    x = layers.Activation("relu", name="res2_act1")(x)
+    x = layers.Activation("relu", name="act4")(x)
     x = layers.Conv2D(
         64,
         kernel_size=(3, 3),
@@ -61,8 +61,8 @@ def build_model() -> keras.Model:
         name="res2_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res2_bn2")(x)
-    x = layers.Add(name="res2_add")([x, shortcut])
-    x = layers.Activation("relu", name="res2")(x)
+    x = layers.Add(name="res2")([x, shortcut])
+    x = layers.Activation("relu", name="act5")(x)
     shortcut = layers.Conv2D(
         128, kernel_size=(1, 1), strides=(2, 2), use_bias=False, name="res3_proj"
     )(x)
@@ -79,7 +79,7 @@ def build_model() -> keras.Model:
         name="res3_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res3_bn1")(x)
-    x = layers.Activation("relu", name="res3_act1")(x)
+    x = layers.Activation("relu", name="act6")(x)
     x = layers.Conv2D(
         128,
         kernel_size=(3, 3),
@@ -89,8 +89,8 @@ def build_model() -> keras.Model:
         name="res3_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res3_bn2")(x)
-    x = layers.Add(name="res3_add")([x, shortcut])
-    x = layers.Activation("relu", name="res3")(x)
+    x = layers.Add(name="res3")([x, shortcut])
+    x = layers.Activation("relu", name="act7")(x)
     shortcut = x
     x = layers.Conv2D(
         128,
@@ -101,7 +101,7 @@ def build_model() -> keras.Model:
         name="res4_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res4_bn1")(x)
-    x = layers.Activation("relu", name="res4_act1")(x)
+    x = layers.Activation("relu", name="act8")(x)
     x = layers.Conv2D(
         128,
         kernel_size=(3, 3),
@@ -111,8 +111,8 @@ def build_model() -> keras.Model:
         name="res4_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res4_bn2")(x)
-    x = layers.Add(name="res4_add")([x, shortcut])
-    x = layers.Activation("relu", name="res4")(x)
+    x = layers.Add(name="res4")([x, shortcut])
+    x = layers.Activation("relu", name="act9")(x)
     shortcut = layers.Conv2D(
         256, kernel_size=(1, 1), strides=(2, 2), use_bias=False, name="res5_proj"
     )(x)
@@ -129,7 +129,7 @@ def build_model() -> keras.Model:
         name="res5_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res5_bn1")(x)
-    x = layers.Activation("relu", name="res5_act1")(x)
+    x = layers.Activation("relu", name="act10")(x)
     x = layers.Conv2D(
         256,
         kernel_size=(3, 3),
@@ -139,8 +139,8 @@ def build_model() -> keras.Model:
         name="res5_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res5_bn2")(x)
-    x = layers.Add(name="res5_add")([x, shortcut])
-    x = layers.Activation("relu", name="res5")(x)
+    x = layers.Add(name="res5")([x, shortcut])
+    x = layers.Activation("relu", name="act11")(x)
     shortcut = x
     x = layers.Conv2D(
         256,
@@ -151,7 +151,7 @@ def build_model() -> keras.Model:
         name="res6_conv1",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res6_bn1")(x)
-    x = layers.Activation("relu", name="res6_act1")(x)
+    x = layers.Activation("relu", name="act12")(x)
     x = layers.Conv2D(
         256,
         kernel_size=(3, 3),
@@ -161,8 +161,8 @@ def build_model() -> keras.Model:
         name="res6_conv2",
     )(x)
     x = layers.BatchNormalization(axis=-1, momentum=0.99, epsilon=0.001, name="res6_bn2")(x)
-    x = layers.Add(name="res6_add")([x, shortcut])
-    x = layers.Activation("relu", name="res6")(x)
+    x = layers.Add(name="res6")([x, shortcut])
+    x = layers.Activation("relu", name="act13")(x)
     x = layers.GlobalAveragePooling2D(name="gap1")(x)
     x = layers.Dense(10, activation="softmax", name="fc1")(x)
     return keras.Model(inputs, x, name="resnet")

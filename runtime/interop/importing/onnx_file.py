@@ -73,12 +73,6 @@ class _Graph:
         return found
 
 
-def _module_name(node) -> str:
-    """`/fc2_act/Softmax` -> `fc2_act`: the PyTorch submodule an exported node came from ('' for a function)."""
-    parts = node.name.strip("/").split("/")
-    return parts[-2] if len(parts) > 1 else ""
-
-
 def _conv(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
     if attributes.get("group", 1) != 1 or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise refuse(where, "groups or auto_pad are not in the DSL")
@@ -90,7 +84,6 @@ def _conv(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) 
     layer = said.dense_or_conv("Conv2D", where, use_bias=len(node.input) > 2, **arguments)
     layer.weights = graph.weights(node, ("kernel", "bias"))
     chain.add(layer)
-    chain.last_module = _module_name(node)
 
 
 def _window(chain, graph, node, attributes, where, fill):
@@ -115,7 +108,6 @@ def _gemm(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) 
     layer.weights = graph.weights(node, ("kernel", "bias"), chain.flattened, transposed)
     chain.flattened = None
     chain.add(layer)
-    chain.last_module = _module_name(node)
 
 
 def _batch_norm(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
@@ -172,9 +164,8 @@ def _activation(name: str):
             raise refuse(where, "an alpha other than 1 is not in the DSL")
         if name == "gelu" and attributes.get("approximate", b"none") not in (b"none", "none"):
             raise refuse(where, "the tanh approximation is not in the DSL (its GELU is exact)")
-        module = _module_name(node)
-        fold = not module or (chain.last_module is not None and module == f"{chain.last_module}_act")
-        said.add_activation(chain.layers, said.activation(name, where), where, fold)
+        # As from PyTorch, whose graph this is: an activation right after a Dense or Conv2D is the layer's own.
+        said.add_activation(chain.layers, said.activation(name, where), where, fold=True)
 
     return read
 

@@ -80,7 +80,6 @@ def _conv(walk: LayerChain, node, module, where: str) -> None:
     layer = dense_or_conv("Conv2D", where, use_bias=module.bias is not None, **arguments)
     layer.weights = _weights(module, ("kernel", "bias"))
     walk.add(layer)
-    walk.last_module = node.target
 
 
 def _linear(walk: LayerChain, node, module, where: str) -> None:
@@ -88,7 +87,6 @@ def _linear(walk: LayerChain, node, module, where: str) -> None:
     layer.weights = _weights(module, ("kernel", "bias"), walk.flattened)
     walk.flattened = None
     walk.add(layer)
-    walk.last_module = node.target
 
 
 def _batch_norm(walk: LayerChain, node, module, where: str) -> None:
@@ -159,8 +157,8 @@ def _activation_module(name: str):
             raise refuse(where, f"alpha={module.alpha} is not in the DSL (ELU's alpha is 1)")
         if name == "gelu" and module.approximate != "none":
             raise refuse(where, f"approximate={module.approximate!r} is not in the DSL (its GELU is exact)")
-        fold = walk.last_module is not None and node.target == f"{walk.last_module}_act"
-        add_activation(walk.layers, activation(name, where), where, fold)
+        # PyTorch has one spelling for a layer's own activation and an Activation after it: the former is read.
+        add_activation(walk.layers, activation(name, where), where, fold=True)
 
     return read
 
