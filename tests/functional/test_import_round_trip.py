@@ -148,6 +148,12 @@ def test_onnx_export_reads_back(spec_path, tmp_path):
         assert said(imported, package.NAME, keep_initializers=False) == normalised(spec, False)
         assert_same_weights(package, imported, torch_model, keras_model)
     text = spec_text(package.NAME, imported.input_shape, [(x.kind, x.arguments) for x in imported.layers], [])
+    assert_twins_agree(imported, text, tmp_path)
+
+
+def assert_twins_agree(imported, text: str, tmp_path) -> None:
+    """The spec `text` said for `imported`, built: its twins compute the source's outputs within 1e-5 on the first
+    500 test images."""
     (tmp_path / "imported.yaml").write_text(text)
     models = twins.build_twins(build_and_import(tmp_path / "imported.yaml", tmp_path / "imported"), imported)
     images = load_split_arrays().test_images[:500]
