@@ -90,6 +90,12 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def dilated_span(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """The window a dilated kernel covers, (k - 1) * d + 1 per axis: what `same` pads for (docs/semantics.md; the
+    spec checks' dsl.shapes.effective_window, which runtime does not import)."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+
+
 def padding_meaning(
     sizes: tuple[int, int], window: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int]
 ) -> str | None:

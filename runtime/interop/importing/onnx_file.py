@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.shapes import effective_window
 from runtime.common import imported as said
-from runtime.common.imported import ImportedLayer, ImportRefused, LayerChain, Pad, refuse
+from runtime.common.imported import ImportedLayer, ImportRefused, LayerChain, Pad, dilated_span, refuse
 from runtime.common.layouts import to_channels_first, to_keras_layout
 from runtime.common.rundir import one_line
 
@@ -132,7 +131,7 @@ def _window(chain, graph, node, attributes, where, fill, dilation=(1, 1)):
     stride = tuple(attributes.get("strides", [1, 1]))
     top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
     _, _, height, width = graph.shapes[node.input[0]]
-    span = effective_window(kernel, dilation)
+    span = dilated_span(kernel, dilation)
     name = _module_name(node) or None
     pads = (top, bottom, left, right)
     return kernel, stride, chain.window_padding(where, name, (height, width), span, stride, pads, fill)

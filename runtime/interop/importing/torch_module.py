@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from dsl.dataset import IMAGE_SHAPE
-from dsl.shapes import effective_window
 from runtime.common.imported import (
     BATCHNORM_VARIABLES,
     ImportedLayer,
@@ -30,6 +29,7 @@ from runtime.common.imported import (
     activation,
     conv_kind,
     dense_or_conv,
+    dilated_span,
     padding_meaning,
     refuse,
 )
@@ -80,7 +80,7 @@ def _conv_window(walk: LayerChain, node, conv, where: str, name: str) -> dict:
     """A convolution's window arguments: kernel, strides, padding (of the dilated span), dilation."""
     _check_options(where, ("padding_mode", conv.padding_mode, "zeros"))
     kernel, stride, dilation = _pair(conv.kernel_size), _pair(conv.stride), _pair(conv.dilation)
-    span = effective_window(kernel, dilation)
+    span = dilated_span(kernel, dilation)
     padding = _window_pads(where, walk, node, conv.padding, span, stride, 0.0, name)
     return {"kernel_size": kernel, "strides": stride, "padding": padding, "dilation_rate": dilation}
 
