@@ -31,22 +31,21 @@ def test_exported_program_round_trip(tmp_path):
     assert_same_weights(package, imported, torch_model, keras_model)
 
 
-def test_hand_written_program_with_a_fixed_batch(tmp_path):
-    """SmallCNN exported for batches of 4: nn.BatchNorm2d's unbiased running variance is a training change, and the
-    source runs in batches of 4 (the last one filled up) with the eager model's outputs."""
-    model = torch_module._load(TORCH_MODELS, "SmallCNN").eval()
-    torch.export.save(torch.export.export(model, (torch.zeros(4, 1, 28, 28),)), tmp_path / "small.pt2")
-    imported = exported_program.read(tmp_path / "small.pt2")
-    by_file = torch_module.read(TORCH_MODELS, "SmallCNN", None)
+@pytest.mark.parametrize("name", ["SmallCNN", "Vocabulary"])
+def test_hand_written_programs_read_as_their_files(name, tmp_path):
+    """Exported for batches of 4, a hand-written model reads as its file.py:NAME does, with the same training changes
+    (nn.BatchNorm2d's unbiased running variance, nn.AdaptiveMaxPool2d's tie gradient), and its source runs in batches
+    of 4 (the last one filled up) with the eager model's outputs."""
+    model = torch_module._load(TORCH_MODELS, name).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(4, 1, 28, 28),)), tmp_path / "model.pt2")
+    imported = exported_program.read(tmp_path / "model.pt2")
+    by_file = torch_module.read(TORCH_MODELS, name, None)
     assert [(x.kind, x.arguments) for x in imported.layers] == [(x.kind, x.arguments) for x in by_file.layers]
-    assert [change.split(":")[0] for change in imported.training_changes] == [
-        "layer 'bn1' (index 2, BatchNorm2d)",
-        "layer 'bn2' (index 6, BatchNorm2d)",
-    ]
+    assert imported.training_changes == by_file.training_changes != []
     images = load_split_arrays().test_images[:10]
     with torch.no_grad():
         expected = model(torch.tensor(images.transpose(0, 3, 1, 2))).numpy()
-    np.testing.assert_array_equal(imported.predict(images), expected)
+    np.testing.assert_allclose(imported.predict(images), expected, rtol=0, atol=1e-6)
 
 
 def test_exported_program_refusals(tmp_path):

@@ -13,6 +13,7 @@ import only files you trust.
 from __future__ import annotations
 
 import functools
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,10 @@ def _rebuild(source, path: Path):
             graph.output(torch.fx.map_arg(node.args[0], values.__getitem__))
         elif node.op == "call_function" and str(node.target) in IDENTITIES:
             values[node] = values[node.args[0]]
+        elif node.op == "call_function" and node.target is operator.getitem and str(node.args[0].target) in PAIRED:
+            if node.args[1] != 0 and node.users:
+                raise ImportRefused(f"{path}: {_where(node, index)}: a pool's indices are not in the DSL")
+            values[node] = values[node.args[0]]  # its values: the rebuilt call returns only those
         elif node.op == "call_function" and str(node.target) not in CHECKS:
             where = f"{path}: {_where(node, index)}"
             values[node] = _rebuild_op(root, graph, _arguments(source, node, values, where), node, where)
@@ -219,6 +224,7 @@ def _tables() -> None:
             "aten.log_softmax.int": lambda a: nn.LogSoftmax(a["dim"]),
             "aten._log_softmax.default": lambda a: nn.LogSoftmax(a["dim"]),
             "aten.pad.default": lambda a: _pad_module(a["pad"], a["mode"], a["value"]),
+            "aten.adaptive_max_pool2d.default": lambda a: nn.AdaptiveMaxPool2d(a["output_size"]),
             "aten.constant_pad_nd.default": lambda a: _pad_module(a["pad"], "constant", a["value"]),
         }
     )
@@ -246,6 +252,7 @@ def _tables() -> None:
                 {"count_include_pad": a["count_include_pad"], "divisor_override": a["divisor_override"]},
             ),
             "aten.adaptive_avg_pool2d.default": lambda a: (F.adaptive_avg_pool2d, (a[x], a["output_size"]), {}),
+            "aten.adaptive_max_pool2d.default": lambda a: (F.adaptive_max_pool2d, (a[x], a["output_size"]), {}),
             "aten.mean.dim": lambda a: (torch.mean, (a[x], a["dim"], a["keepdim"]), {}),
             "aten.amax.default": lambda a: (torch.amax, (a[x], a["dim"], a["keepdim"]), {}),
             "aten.flatten.using_ints": lambda a: (torch.flatten, (a[x], a["start_dim"], a["end_dim"]), {}),
@@ -282,6 +289,8 @@ SUBMODULE_OPS: dict = {}
 # ATen op -> (function or tensor method name, args, kwargs) of the call a hand-written forward would make.
 FUNCTION_OPS: dict = {}
 # Ops that pass their input on, and checks an export adds; neither is a layer.
+# Ops returning (values, indices), read through a getitem of their values.
+PAIRED = ("aten.adaptive_max_pool2d.default",)
 IDENTITIES = ("aten.clone.default", "aten.alias.default", "aten.contiguous.default", "aten.detach.default")
 CHECKS = (
     "aten._assert_tensor_metadata.default",
