@@ -28,14 +28,16 @@ def _scalar(value) -> str:
 
 def _value(value) -> str:
     if isinstance(value, (tuple, list)):
-        if len(value) == 2 and value[0] == value[1]:
+        if value and all(isinstance(item, (tuple, list)) and item[0] == item[1] for item in value):
+            return _value([item[0] for item in value])  # ZeroPadding's [[t, t], [l, l]] is [t, l]
+        if len(value) == 2 and value[0] == value[1] and not isinstance(value[0], (tuple, list)):
             return _scalar(value[0])  # an [n, n] pair is said as n
-        return "[" + ", ".join(_scalar(item) for item in value) + "]"
+        return "[" + ", ".join(_value(item) for item in value) + "]"
     return _scalar(value)
 
 
 def layer_arguments(kind: str, arguments: dict) -> dict:
-    """The arguments a person would write: those that differ from the DSL's defaults (MaxPool's strides default to
+    """The arguments a person would write: those that differ from the DSL's defaults (a pool's strides default to
     its pool size)."""
     kept = {}
     for field in LAYER_TYPES[kind].model_fields:
@@ -44,7 +46,7 @@ def layer_arguments(kind: str, arguments: dict) -> dict:
         value = arguments[field]
         value = tuple(value) if isinstance(value, list) else value
         default = _default(kind, field)
-        if kind == "MaxPool" and field == "strides":
+        if kind in ("MaxPool", "AvgPool") and field == "strides":
             default = tuple(arguments.get("pool_size", _default(kind, "pool_size")))
         if value != (tuple(default) if isinstance(default, list) else default):
             kept[field] = value

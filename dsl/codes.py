@@ -95,4 +95,15 @@ CODES: dict[str, Code] = {
         "so nothing before it can reach the loss. Normalise a wider layer, or use BatchNorm, which normalises each "
         "channel over the batch.",
     ),
+    "FM112": Code(
+        "an imported layer that trains differently from its source",
+        "A layer that the header comment of a spec made by `fmnist-dsl import` names in a `training differs` line. "
+        "The import keeps the source's inference exactly, but some training behaviour of the source is not in the "
+        "DSL: PyTorch's nn.BatchNorm updates its running variance with the unbiased batch variance, the DSL's "
+        "BatchNorm (Keras's) with the biased one, (n - 1) / n of it for a batch of n; nn.AdaptiveMaxPool2d gives a "
+        "tied maximum's whole gradient to one position, the DSL's GlobalMaxPool shares it. Training the spec from "
+        "its imported "
+        "weights therefore moves away from what training the source would do. Accept it with `lint: {ignore: "
+        "[FM112]}` once checked; the generated models train alike in both frameworks.",
+    ),
 }

@@ -22,6 +22,7 @@ from dsl.layers import (
     SeparableConv2D,
 )
 from dsl.loader import line_of, parse_document, read_spec_text
+from dsl.provenance import training_differences
 from dsl.shapes import LayerShape, effective_window, infer_shapes
 from dsl.spec import Spec
 
@@ -57,20 +58,21 @@ def lint_file(path: str | Path) -> list[Finding]:
 def lint_text(text: str, filename: str = "<spec>") -> list[Finding]:
     """The findings of spec text that it does not ignore, in layer order."""
     spec, root = parse_document(text, filename)
-    return lint_spec(spec, root, filename)
+    return lint_spec(spec, root, filename, text)
 
 
-def lint_spec(spec: Spec, root: yaml.Node | None, filename: str) -> list[Finding]:
-    """Every rule's findings on a loaded spec, without the codes its `lint.ignore` lists."""
+def lint_spec(spec: Spec, root: yaml.Node | None, filename: str, text: str = "") -> list[Finding]:
+    """Every rule's findings on a loaded spec (and its `text`, for what its comments say), without the codes its
+    `lint.ignore` lists."""
     ignored = set(spec.lint.ignore)
     return [
         Finding(filename, line_of(root, field) if root is not None else None, code, message)
-        for field, code, message in raw_findings(spec)
+        for field, code, message in raw_findings(spec, text)
         if code not in ignored
     ]
 
 
-def raw_findings(spec: Spec) -> list[RawFinding]:
+def raw_findings(spec: Spec, text: str = "") -> list[RawFinding]:
     """Every rule's findings, ignores included, sorted by the layer they are about."""
     layers = spec.layer_list()
     shapes = infer_shapes(spec)
@@ -78,6 +80,7 @@ def raw_findings(spec: Spec) -> list[RawFinding]:
     findings = [finding for chain in chains for finding in (*_window_rules(chain), *_order_rules(chain))]
     findings += [finding for chain in chains for finding in _normalisation_rules(chain)]
     findings += list(_size_rules(spec, chains))
+    findings += list(_imported_rules(layers, text))
     findings += list(_training_rules(spec))
     return sorted(findings, key=lambda finding: (_layer_index(finding[0]), finding[1]))
 
@@ -164,6 +167,15 @@ def _normalisation_rules(chain: list[Entry]) -> Iterator[RawFinding]:
         if isinstance(layer, LayerNorm) and shape.input_shape[-1] == 1:
             message = f"LayerNorm over the single channel of {shape.input_shape}: its output is constant"
             yield where, "FM111", message
+
+
+def _imported_rules(layers: list[tuple[str, object]], text: str) -> Iterator[RawFinding]:
+    """FM112: a layer the `fmnist-dsl import` header says trains differently from the source model's."""
+    for index, change in training_differences(text):
+        if index < len(layers):
+            source, _, reason = change.partition(": ")
+            message = f"trains differently from the imported source's {source}: {reason.split(': ')[0]}"
+            yield f"layers[{index}].{layers[index][0]}", "FM112", message
 
 
 def _pair(values: tuple[int, int]) -> str:

@@ -11,6 +11,8 @@ SOURCES = """SOURCE is one of
   file.py:NAME         a PyTorch nn.Module subclass (no-argument constructor) or module instance NAME of file.py,
                        with --weights STATE_DICT.pt (loaded with weights_only=True); this RUNS file.py, as
                        `python file.py` or `torchrun file.py` would: import only files you trust
+  model.pt2            a PyTorch exported program (torch.export.save), its ATen ops read back as the layers
+                       they stand for; torch.export.load may unpickle parts of it: import only files you trust
   model.onnx           an ONNX graph of the same layers, read as data
 Writes OUT/NAME.yaml and the run folder OUT/runs/NAME/{torch,keras}/ (as `fmnist-dsl train` leaves a finished run),
 then prints the layer table and how the source and both generated models agree on the official test images."""
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
         description=SOURCES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    importing.add_argument("source", metavar="SOURCE", help="model.keras, file.py:NAME or model.onnx")
+    importing.add_argument("source", metavar="SOURCE", help="model.keras, file.py:NAME, model.pt2 or model.onnx")
     importing.add_argument("--weights", type=Path, help="a PyTorch state_dict (.pt) for a file.py:NAME source")
     importing.add_argument("--name", help="the spec's name (default: from the source, lowercased)")
     importing.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")

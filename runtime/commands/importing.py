@@ -1,4 +1,5 @@
-"""`fmnist-dsl import`: a Keras or PyTorch model file as a spec, with twins in both frameworks holding its weights.
+"""`fmnist-dsl import`: a Keras, PyTorch or ONNX model file as a spec, with twins in both frameworks holding its
+weights.
 
 Everything that can refuse runs first (reading the source, writing and building the spec, fitting the weights,
 the agreement on the test images), so a refusal writes nothing.
@@ -10,23 +11,24 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from dsl import exits
+from dsl.provenance import TRAINING_DIFFERS, header_lines
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import require
 from runtime.common.imported import ImportedModel, ImportRefused
 
 AGREEMENT_TOL = 1e-5  # largest output difference between the source and a twin that counts as the same model
-TRAINING_DIFFERS = "training differs"  # the label of a training meaning of the source the DSL cannot keep
 
 
 def _reader(args) -> tuple[str, callable]:
     """The source's kind and the function that reads it."""
     source = args.source
     if args.weights is not None and ".py:" not in source:
-        raise ImportRefused(f"--weights {args.weights}: a .keras file holds its weights; --weights is for file.py:NAME")
+        raise ImportRefused(
+            f"--weights {args.weights}: the source file holds its weights; --weights is for file.py:NAME"
+        )
     if source.endswith(".keras"):
         from runtime.interop.importing import keras_file
 
@@ -41,9 +43,12 @@ def _reader(args) -> tuple[str, callable]:
 
         return Path(source).stem, lambda: onnx_file.read(Path(source))
     if source.endswith(".pt2"):
-        raise ImportRefused(f"{source}: reading {Path(source).suffix} files is not implemented yet")
+        from runtime.interop.importing import exported_program
+
+        return Path(source).stem, lambda: exported_program.read(Path(source))
     raise ImportRefused(
-        f"{source}: not a model source; give model.keras, file.py:NAME or model.onnx (see fmnist-dsl import -h)"
+        f"{source}: not a model source; give model.keras, file.py:NAME, model.pt2 or model.onnx "
+        "(see fmnist-dsl import -h)"
     )
 
 
@@ -54,12 +59,13 @@ def spec_name(stem: str) -> str:
 
 
 def header(imported: ImportedModel) -> list[str]:
-    """The spec's header comment: where it came from and the meanings a reader should know."""
-    lines = [f"Imported by `fmnist-dsl import` from {imported.source}."]
-    lines += ["The inference is the source's, exactly; no training section: the DSL's default recipe applies."]
-    lines += imported.notes
-    lines += [f"{TRAINING_DIFFERS}: {change}" for change in imported.training_changes]
-    return [part for line in lines for part in textwrap.wrap(line, width=114, subsequent_indent="  ")]
+    """The spec's header comment: where it came from, the meanings a reader should know, and each layer whose
+    training differs from the source's (each change begins with its layer's source, which names one DSL layer)."""
+    changes = [
+        (next(i for i, layer in enumerate(imported.layers) if change.startswith(f"{layer.source}: ")), change)
+        for change in imported.training_changes
+    ]
+    return header_lines(imported.source, imported.notes, changes)
 
 
 def _table(package, imported: ImportedModel) -> str:

@@ -24,7 +24,7 @@ ACTIVATIONS = {
     "log_softmax": "log_softmax",
 }
 # Layers whose `activation` argument an activation right after them can become.
-TAKES_ACTIVATION = ("Dense", "Conv2D")
+TAKES_ACTIVATION = ("Dense", "Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 # The trained-model weights of each DSL layer kind, in the order of the package's WEIGHTS table.
 BATCHNORM_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -68,8 +68,8 @@ def activation(name: str, where: str) -> str:
 
 
 def add_activation(layers: list[ImportedLayer], name: str, where: str, fold: bool) -> None:
-    """Append an activation: as the previous Dense or Conv2D's own `activation` when `fold` and it has none, else as
-    an Activation layer. `none` (an identity) adds nothing."""
+    """Append an activation: as the previous Dense or convolution's own `activation` when `fold` and it has none,
+    else as an Activation layer. `none` (an identity) adds nothing."""
     if name == "none":
         return
     previous = layers[-1] if layers else None
@@ -90,30 +90,52 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def dilated_span(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """The window a dilated kernel covers, (k - 1) * d + 1 per axis: what `same` pads for (docs/semantics.md; the
+    spec checks' dsl.shapes.effective_window, which runtime does not import)."""
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+
+
 def padding_meaning(
-    sizes: tuple[int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    pads: tuple[int, int, int, int],
-    where: str,
-) -> str:
-    """`valid` or `same` for explicit (top, bottom, left, right) pads of a window over a (height, width) map."""
+    sizes: tuple[int, int], window: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int]
+) -> str | None:
+    """`valid` or `same` for explicit (top, bottom, left, right) pads of a window (a dilated kernel's span) over a
+    (height, width) map; None when they are neither."""
     if not any(pads):
         return "valid"
-    same = [same_padding(n, k, s) for n, k, s in zip(sizes, kernel, stride)]
-    if (pads[0], pads[1]) == same[0] and (pads[2], pads[3]) == same[1]:
-        return "same"
-    raise refuse(
-        where,
-        f"padding (top, bottom, left, right) {pads} is not TensorFlow's `same` {(*same[0], *same[1])} for this input "
-        "and stride; an explicit ZeroPadding layer is not in the DSL yet",
-    )
+    same = [same_padding(n, k, s) for n, k, s in zip(sizes, window, stride)]
+    return "same" if (pads[0], pads[1]) == same[0] and (pads[2], pads[3]) == same[1] else None
+
+
+def zero_padding(pads: tuple[int, int, int, int], where: str) -> ImportedLayer:
+    """The DSL's ZeroPadding of (top, bottom, left, right) pads."""
+    top, bottom, left, right = pads
+    return ImportedLayer("ZeroPadding", {"padding": ((top, bottom), (left, right))}, where)
 
 
 def dense_or_conv(kind: str, where: str, activation_name: str = "none", **arguments) -> ImportedLayer:
-    """A Dense or Conv2D with the DSL's default initialisers unless the source names its own."""
+    """A Dense or convolution with the DSL's default initialisers unless the source names its own."""
     values = {"activation": activation_name, "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
     return ImportedLayer(kind, values | arguments, where)
+
+
+def conv_kind(in_channels: int, out_channels: int, groups: int) -> tuple[str, dict]:
+    """A PyTorch or ONNX convolution's DSL layer: one group per input channel is a DepthwiseConv2D."""
+    if groups > 1 and groups == in_channels:
+        return "DepthwiseConv2D", {"depth_multiplier": out_channels // in_channels}
+    return "Conv2D", {"filters": out_channels, "groups": groups}
+
+
+@dataclass
+class Pad:
+    """An explicit pad op waiting for the layer after it: the window's own padding (LayerChain._owns_pad), else a
+    ZeroPadding layer."""
+
+    pads: tuple[int, int, int, int]  # top, bottom, left, right
+    fill: float
+    sizes: tuple[int, int]  # (height, width) before the pad
+    where: str
+    name: str | None  # the submodule it came from, if any
 
 
 class LayerChain:
@@ -121,26 +143,79 @@ class LayerChain:
 
     def __init__(self):
         self.layers, self.changes = [], []
-        self.pad = None  # (top, bottom, left, right, fill value, (height, width) before the pad, where)
+        self.pad: Pad | None = None
         self.flattened = None  # (height, width, channels) of the map a flatten made, until the next Dense
+        self.pooled = None  # where a global pool that kept its (1, 1) map is, until the flatten that drops it
+
+    def flush(self) -> None:
+        """A pending pad that is not a window's own: a ZeroPadding layer."""
+        pad, self.pad = self.pad, None
+        if pad is not None and pad.fill != 0:
+            raise refuse(pad.where, f"a pad filled with {pad.fill} not before a pool it belongs to: not in the DSL")
+        if pad is not None:
+            self.layers.append(zero_padding(pad.pads, pad.where))
 
     def add(self, layer: ImportedLayer) -> None:
-        if self.pad is not None:
-            raise refuse(self.pad[-1], "an explicit pad not followed by a convolution or pooling: not in the DSL yet")
+        self._check_pooled()
+        self.flush()
         self.layers.append(layer)
 
+    def _check_pooled(self) -> None:
+        if self.pooled is not None:
+            raise refuse(self.pooled, "a global pool whose (1, 1) map is not flattened next: the DSL's gives a vector")
+
+    def finish(self) -> None:
+        """The end of the chain: a pending zero pad is a last ZeroPadding; a kept (1, 1) map is not the DSL's."""
+        self._check_pooled()
+        self.flush()
+
+    def activation(self, name: str, where: str) -> None:
+        """An activation op. PyTorch spells a layer's own activation and an Activation layer after it alike, so one
+        right after a Dense or a convolution is read as the layer's own."""
+        self.flush()
+        add_activation(self.layers, name, where, fold=True)
+
+    def flatten(self, feature_map: tuple[int, int, int], where: str) -> None:
+        """A flatten of a (height, width, channels) map; the one after a global pool only drops its (1, 1)."""
+        if self.pooled is not None:
+            self.pooled = None
+            return
+        self.flattened = feature_map
+        self.add(ImportedLayer("Flatten", {}, where))
+
     def named_padding(self, where: str, padding: str) -> str:
-        """A window's own `valid` or `same`; after an explicit pad it is not the DSL's."""
-        if self.pad is not None:
-            raise refuse(where, f"padding={padding!r} after an explicit pad is not in the DSL")
+        """A window's own `valid` or `same` (PyTorch's string padding); a pad before it is a ZeroPadding."""
+        self.flush()
         return padding
 
-    def window_padding(self, where: str, sizes, kernel, stride, pads: tuple[int, int, int, int], fill: float) -> str:
-        """`valid` or `same` for a window's own (top, bottom, left, right) pads plus any explicit pad before it."""
-        if self.pad is not None:
-            *before, value, sizes, _ = self.pad
-            self.pad = None
-            if value != fill:
-                raise refuse(where, f"a pad filled with {value} before it; the DSL pads this layer with {fill}")
-            pads = tuple(a + b for a, b in zip(pads, before))
-        return padding_meaning(sizes, kernel, stride, pads, where)
+    def _owns_pad(self, name: str | None, sizes, window, stride, pads) -> bool:
+        """Whether the pending pad is the window's own: filled with other than zeros, named `<window>_pad`, or an
+        exporter's unnamed pad that makes TensorFlow's `same` with the window's own padding."""
+        pad = self.pad
+        if pad.fill != 0 or name is not None and pad.name == f"{name}_pad":
+            return True
+        combined = tuple(a + b for a, b in zip(pads, pad.pads))
+        return pad.name is None and padding_meaning(pad.sizes, window, stride, combined) == "same"
+
+    def window_padding(self, where: str, name, sizes, window, stride, pads, fill: float | None) -> str:
+        """`valid` or `same` for a window's own (top, bottom, left, right) pads plus the explicit pad before it that
+        is its own. `fill`: the value padded cells hold (0 for a convolution, -inf for a max pool), None when they
+        are left out (an average pool's). Other zero padding becomes a ZeroPadding layer before it."""
+        if self.pad is not None and fill is not None and self._owns_pad(name, sizes, window, stride, pads):
+            pad, self.pad = self.pad, None
+            if pad.fill != fill:
+                raise refuse(where, f"a pad filled with {pad.fill} before it; the DSL pads this layer with {fill}")
+            pads, sizes = tuple(a + b for a, b in zip(pads, pad.pads)), pad.sizes
+        self.flush()
+        meaning = padding_meaning(sizes, window, stride, pads)
+        if meaning is None and fill == 0:
+            self.layers.append(zero_padding(pads, where))
+            return "valid"
+        if meaning is None:
+            same = [same_padding(n, k, s) for n, k, s in zip(sizes, window, stride)]
+            raise refuse(
+                where,
+                f"padding (top, bottom, left, right) {pads} is not TensorFlow's `same` {(*same[0], *same[1])} for "
+                "this input and stride, and padding with zeros first would change its result",
+            )
+        return meaning

@@ -24,7 +24,7 @@ TORCH_SIDE = {"torch", "torchvision", "accelerate", "runtime.torch"}
 KERAS_SIDE = {"keras", "tensorflow", "jax", "runtime.keras"}
 CLI = PurePosixPath("compilers/cli.py")
 # The only parts of dsl that runtime reads: facts defined once, shared with the compiler and the CLI.
-DSL_FACTS = {"dsl.dataset", "dsl.targets", "dsl.exits", "dsl.run_flags", "dsl.tables"}
+DSL_FACTS = {"dsl.dataset", "dsl.targets", "dsl.exits", "dsl.run_flags", "dsl.tables", "dsl.provenance"}
 KERAS_ON_TORCH = PurePosixPath("runtime/keras/backends/torch.py")  # Keras's PyTorch backend: torch is its framework
 CHECKED = ("dsl", "compilers", "runtime", "generated")
 GENERATED_SIDES = {"torch_model": "torch", "train_torch": "torch", "keras_model": "keras", "train_keras": "keras"}

@@ -27,6 +27,13 @@ def codes(text: str) -> list[str]:
 HEAD = ("Flatten: {}",)
 TAIL = ("Dense: {units: 10, activation: softmax}",)
 
+# The header `fmnist-dsl import` writes (dsl.provenance), with a wrapped `training differs` line.
+IMPORTED_HEADER = "# Imported by `fmnist-dsl import` from models.py:SmallCNN.\n"
+DIFFERS = (
+    "# training differs: layers[1]: layer 'bn1' (index 2, BatchNorm2d): PyTorch's BatchNorm tracks the unbiased\n"
+    "#   running variance, the DSL the biased one: the imported inference is exact\n"
+)
+
 # code -> (a spec with the problem, its nearest neighbour without it)
 CASES = {
     "FM101": (
@@ -72,6 +79,10 @@ CASES = {
     "FM111": (
         spec("Conv2D: {filters: 1, kernel_size: 3}", "LayerNorm: {}", *HEAD, *TAIL),
         spec("Conv2D: {filters: 2, kernel_size: 3}", "LayerNorm: {}", *HEAD, *TAIL),
+    ),
+    "FM112": (
+        IMPORTED_HEADER + DIFFERS + spec(*HEAD, "BatchNorm: {momentum: 0.9, epsilon: 1.0e-05}", *TAIL),
+        IMPORTED_HEADER + spec(*HEAD, "BatchNorm: {momentum: 0.9, epsilon: 1.0e-05}", *TAIL),
     ),
 }
 
@@ -212,3 +223,11 @@ def test_build_warns_on_stderr_and_still_builds(tmp_path):
         == "warning: a.yaml:5: FM101 Dense's bias is cancelled by the BatchNorm after it: set use_bias: false\n"
     )
     assert (tmp_path / "out" / "a" / "torch_model.py").exists()
+
+
+def test_an_imported_layer_is_found_on_its_line():
+    text = IMPORTED_HEADER + DIFFERS + spec(*HEAD, "BatchNorm: {momentum: 0.9, epsilon: 1.0e-05}", *TAIL)
+    assert [str(finding) for finding in lint_text(text, "a.yaml")] == [
+        "a.yaml:8: FM112 trains differently from the imported source's layer 'bn1' (index 2, BatchNorm2d): PyTorch's "
+        "BatchNorm tracks the unbiased running variance, the DSL the biased one"
+    ]

@@ -19,7 +19,12 @@ from runtime.common.imported import ImportedLayer, ImportRefused, refuse
 from runtime.common.rundir import one_line
 
 INITIALIZERS = {"GlorotUniform": "glorot_uniform", "HeNormal": "he_normal", "HeUniform": "he_uniform", "Zeros": "zeros"}
-UNSAID = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint")
+# Options the DSL has no counterpart of (weight decay is the optimizer's), for every kernel a layer may hold.
+UNSAID = tuple(
+    f"{weight}_{option}"
+    for weight in ("kernel", "depthwise", "pointwise", "bias", "gamma", "beta")
+    for option in ("regularizer", "constraint")
+) + ("activity_regularizer",)
 
 
 class _Layer:
@@ -41,21 +46,37 @@ class _Layer:
             raise refuse(self.where, "a custom activation object is not in the DSL")
         return said.activation(name, self.where)
 
-    def initializer(self, option: str, default: str) -> str:
-        found = (self.config.get(option) or {}).get("class_name")
-        if found in INITIALIZERS:
-            return INITIALIZERS[found]
-        self.notes.append(f"{self.where}: {option} {found} is not in the DSL; {default} written (training only)")
+    def initializer(self, options: tuple[str, ...], default: str, known=INITIALIZERS) -> str:
+        """The DSL's initialiser said by all of `options` (a separable convolution's two kernels share one)."""
+        found = {(self.config.get(option) or {}).get("class_name") for option in options}
+        if len(found) == 1 and next(iter(found)) in known:
+            return known[next(iter(found))]
+        said_found = ", ".join(f"{option} {(self.config.get(option) or {}).get('class_name')}" for option in options)
+        self.notes.append(f"{self.where}: {said_found} is not in the DSL; {default} written (training only)")
         return default
 
-    def weighted(self, kind: str, **arguments) -> ImportedLayer:
+    def check_unsaid(self) -> None:
         for option in UNSAID:
             if self.config.get(option) is not None:
                 raise refuse(self.where, f"{option} is not in the DSL (weight decay is the optimizer's)")
-        initializers = {"kernel_initializer": self.initializer("kernel_initializer", "glorot_uniform")}
-        initializers["bias_initializer"] = self.initializer("bias_initializer", "zeros")
+
+    def weighted(self, kind: str, kernels: tuple[str, ...] = ("kernel_initializer",), **arguments) -> ImportedLayer:
+        self.check_unsaid()
+        initializers = {"kernel_initializer": self.initializer(kernels, "glorot_uniform")}
+        initializers["bias_initializer"] = self.initializer(("bias_initializer",), "zeros")
         arguments |= {"use_bias": bool(self.config.get("use_bias", True))}
         return said.dense_or_conv(kind, self.where, self.activation(), **arguments, **initializers)
+
+    def pair(self, option: str) -> tuple[int, int]:
+        value = self.config[option]
+        return (value, value) if isinstance(value, int) else tuple(value)
+
+    def window(self) -> dict:
+        """A convolution's window: kernel, strides, padding, dilation (channels_last)."""
+        self.expect("data_format", ("channels_last",))
+        self.expect("padding", ("valid", "same"))
+        window = {"kernel_size": self.pair("kernel_size"), "strides": self.pair("strides")}
+        return window | {"padding": self.config["padding"], "dilation_rate": self.pair("dilation_rate")}
 
 
 def _dense(layer: _Layer) -> ImportedLayer:
@@ -63,21 +84,63 @@ def _dense(layer: _Layer) -> ImportedLayer:
 
 
 def _conv(layer: _Layer) -> ImportedLayer:
-    for option, allowed in (("data_format", ("channels_last",)), ("dilation_rate", ((1, 1), 1)), ("groups", (1,))):
-        layer.expect(option, allowed)
-    layer.expect("padding", ("valid", "same"))
-    arguments = {"filters": layer.config["filters"], "kernel_size": tuple(layer.config["kernel_size"])}
-    return layer.weighted(
-        "Conv2D", **arguments, strides=tuple(layer.config["strides"]), padding=layer.config["padding"]
-    )
+    arguments = {"filters": layer.config["filters"], "groups": layer.config.get("groups", 1)}
+    return layer.weighted("Conv2D", **arguments, **layer.window())
 
 
-def _max_pool(layer: _Layer) -> ImportedLayer:
+def _depthwise_conv(layer: _Layer) -> ImportedLayer:
+    arguments = {"depth_multiplier": layer.config["depth_multiplier"], **layer.window()}
+    return layer.weighted("DepthwiseConv2D", ("depthwise_initializer",), **arguments)
+
+
+def _separable_conv(layer: _Layer) -> ImportedLayer:
+    arguments = {"filters": layer.config["filters"], "depth_multiplier": layer.config["depth_multiplier"]}
+    kernels = ("depthwise_initializer", "pointwise_initializer")
+    return layer.weighted("SeparableConv2D", kernels, **arguments, **layer.window())
+
+
+def _pool(kind: str):
+    def read(layer: _Layer) -> ImportedLayer:
+        layer.expect("data_format", ("channels_last",))
+        layer.expect("padding", ("valid", "same"))
+        pool = layer.pair("pool_size")
+        strides = tuple(layer.config.get("strides") or pool)
+        return ImportedLayer(kind, {"pool_size": pool, "strides": strides, "padding": layer.config["padding"]}, "")
+
+    return read
+
+
+def _global_pool(kind: str):
+    def read(layer: _Layer) -> ImportedLayer:
+        layer.expect("data_format", ("channels_last",))
+        layer.expect("keepdims", (False,))
+        return ImportedLayer(kind, {}, "")
+
+    return read
+
+
+def _zero_padding(layer: _Layer) -> ImportedLayer:
     layer.expect("data_format", ("channels_last",))
-    layer.expect("padding", ("valid", "same"))
-    pool = tuple(layer.config["pool_size"])
-    strides = tuple(layer.config.get("strides") or pool)
-    return ImportedLayer("MaxPool", {"pool_size": pool, "strides": strides, "padding": layer.config["padding"]}, "")
+    padding = layer.config["padding"]
+    padding = [padding, padding] if isinstance(padding, int) else padding
+    sides = tuple((side, side) if isinstance(side, int) else tuple(side) for side in padding)
+    return ImportedLayer("ZeroPadding", {"padding": sides}, "")
+
+
+def _upsampling(layer: _Layer) -> ImportedLayer:
+    layer.expect("data_format", ("channels_last",))
+    layer.expect("interpolation", ("nearest", "bilinear"))
+    return ImportedLayer("UpSampling", {"size": layer.pair("size"), "interpolation": layer.config["interpolation"]}, "")
+
+
+def _layer_norm(layer: _Layer) -> ImportedLayer:
+    layer.expect("axis", (-1, (-1,)), "-1, the channel (or feature) axis")
+    layer.expect("rms_scaling", (False,))
+    layer.check_unsaid()
+    layer.initializer(("gamma_initializer",), "ones", {"Ones": "ones"})
+    layer.initializer(("beta_initializer",), "zeros", {"Zeros": "zeros"})
+    arguments = {"epsilon": float(layer.config["epsilon"])}
+    return ImportedLayer("LayerNorm", arguments | {o: bool(layer.config[o]) for o in ("center", "scale")}, "")
 
 
 def _batch_norm(layer: _Layer) -> ImportedLayer:
@@ -104,13 +167,30 @@ def _flatten(layer: _Layer) -> ImportedLayer:
 KERAS_LAYERS = {
     "Dense": _dense,
     "Conv2D": _conv,
-    "MaxPooling2D": _max_pool,
+    "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv2D": _separable_conv,
+    "MaxPooling2D": _pool("MaxPool"),
+    "AveragePooling2D": _pool("AvgPool"),
+    "GlobalAveragePooling2D": _global_pool("GlobalAvgPool"),
+    "GlobalMaxPooling2D": _global_pool("GlobalMaxPool"),
+    "ZeroPadding2D": _zero_padding,
+    "UpSampling2D": _upsampling,
+    "LayerNormalization": _layer_norm,
     "BatchNormalization": _batch_norm,
     "Dropout": _dropout,
     "Flatten": _flatten,
 }
 KERAS_ACTIVATIONS = {"Activation": None, "ReLU": "relu", "Softmax": "softmax"}
-WEIGHT_VARIABLES = {"Dense": ("kernel", "bias"), "Conv2D": ("kernel", "bias"), "BatchNorm": said.BATCHNORM_VARIABLES}
+# A DSL layer's weights in the order Keras stores them (a bias, gamma or beta the layer does not have left out).
+WEIGHT_VARIABLES = {
+    "Dense": ("kernel", "bias"),
+    "Conv2D": ("kernel", "bias"),
+    "DepthwiseConv2D": ("kernel", "bias"),
+    "SeparableConv2D": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "LayerNorm": ("gamma", "beta"),
+    "BatchNorm": said.BATCHNORM_VARIABLES,
+}
+OPTIONAL_VARIABLES = {"bias": "use_bias", "gamma": "scale", "beta": "center"}  # each there when its option is true
 
 
 def _snake_case(name: str) -> str:
@@ -196,11 +276,7 @@ def _read_weights(h5_path, layers: list[ImportedLayer], groups: list[str | None]
         for layer, group in zip(layers, groups):
             if group is None:
                 continue
-            names = [
-                v
-                for v in WEIGHT_VARIABLES[layer.kind]
-                if v != "bias" or layer.kind == "BatchNorm" or layer.arguments["use_bias"]
-            ]
+            names = [v for v in WEIGHT_VARIABLES[layer.kind] if layer.arguments.get(OPTIONAL_VARIABLES.get(v), True)]
             stored = store[f"layers/{group}/vars"]
             if len(stored) != len(names):
                 raise ImportRefused(f"{layer.source}: {len(stored)} weight arrays in the file, {len(names)} expected")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.common import imported as said
-from runtime.common.imported import ImportedLayer, ImportRefused, LayerChain, refuse
+from runtime.common.imported import ImportedLayer, ImportRefused, LayerChain, Pad, dilated_span, refuse
 from runtime.common.layouts import to_channels_first, to_keras_layout
 from runtime.common.rundir import one_line
 
@@ -63,39 +63,76 @@ class _Graph:
         self.constants.update(zip(node.output, values))
         return True
 
-    def weights(self, node, names: tuple[str, ...], flattened=None, transposed=True) -> dict[str, np.ndarray]:
+    def weights(self, node, names: tuple[str, ...], flattened=None, transposed=True, shape=None) -> dict:
+        """A node's weight inputs in Keras's layout, by Keras's names; `shape`: a depthwise kernel's there."""
         found = {}
         for name, tensor in zip(names, node.input[1:]):
             array = self.constants[tensor].astype(np.float32)
             array = array if transposed or array.ndim != 2 else array.T  # Gemm transB=0 holds (in, out)
             per_feature = name != "bias" or node.op_type == "BatchNormalization"
-            found[name] = to_keras_layout(array, flattened if per_feature else None)
+            found[name] = to_keras_layout(array, flattened if per_feature else None, shape)
         return found
 
 
+def _module_path(node) -> list[str]:
+    """`/sepconv1/depthwise/Conv` -> ['sepconv1', 'depthwise']: the PyTorch submodule an exported node came from."""
+    return node.name.strip("/").split("/")[:-1]
+
+
+def _module_name(node) -> str:
+    """`/conv2_pad/Pad` -> `conv2_pad`: the PyTorch submodule an exported node came from ('' for a function)."""
+    path = _module_path(node)
+    return path[-1] if path else ""
+
+
 def _conv(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
-    if attributes.get("group", 1) != 1 or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise refuse(where, "groups or auto_pad are not in the DSL")
-    if any(d != 1 for d in attributes.get("dilations", [1, 1])):
-        raise refuse(where, "dilation is not in the DSL")
-    kernel, stride, padding = _window(chain, graph, node, attributes, where, 0.0)
-    filters = graph.constants[node.input[1]].shape[0]
-    arguments = {"filters": filters, "kernel_size": kernel, "strides": stride, "padding": padding}
-    layer = said.dense_or_conv("Conv2D", where, use_bias=len(node.input) > 2, **arguments)
-    layer.weights = graph.weights(node, ("kernel", "bias"))
+    if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise refuse(where, "auto_pad is not in the DSL")
+    weight = graph.constants[node.input[1]]
+    in_channels = graph.shapes[node.input[0]][1]
+    kind, arguments = said.conv_kind(in_channels, weight.shape[0], attributes.get("group", 1))
+    dilation = tuple(attributes.get("dilations", [1, 1]))
+    kernel, stride, padding = _window(chain, graph, node, attributes, where, 0.0, dilation)
+    arguments |= {"kernel_size": kernel, "strides": stride, "padding": padding, "dilation_rate": dilation}
+    layer = said.dense_or_conv(kind, where, use_bias=len(node.input) > 2, **arguments)
+    shape = (*kernel, in_channels, weight.shape[0] // in_channels) if kind == "DepthwiseConv2D" else None
+    layer.weights = graph.weights(node, ("kernel", "bias"), shape=shape)
+    if _module_path(node)[-1:] == ["pointwise"] and _separable(chain, layer, _module_path(node)[:-1]):
+        return
     chain.add(layer)
 
 
-def _window(chain, graph, node, attributes, where, fill):
+def _separable(chain: LayerChain, pointwise: ImportedLayer, parent: list[str]) -> bool:
+    """A 1x1 convolution of submodule `X.pointwise` right after a bias-free depthwise one of `X.depthwise` is the
+    generated SeparableConv2d X, the DSL's SeparableConv2D: merge the two into it."""
+    depthwise = chain.layers[-1] if chain.layers and chain.pad is None else None
+    if (
+        depthwise is None
+        or depthwise.kind != "DepthwiseConv2D"
+        or depthwise.weights.keys() != {"kernel"}
+        or f"/{'/'.join(parent)}/depthwise/" not in depthwise.source
+        or pointwise.kind != "Conv2D"
+        or (pointwise.arguments["kernel_size"], pointwise.arguments["strides"]) != ((1, 1), (1, 1))
+        or (pointwise.arguments["groups"], pointwise.arguments["padding"]) != (1, "valid")
+    ):
+        return False
+    arguments = {k: v for k, v in depthwise.arguments.items() if k != "use_bias"}
+    arguments |= {"filters": pointwise.arguments["filters"], "use_bias": pointwise.arguments["use_bias"]}
+    chain.layers[-1] = said.dense_or_conv("SeparableConv2D", f"{depthwise.source} and {pointwise.source}", **arguments)
+    chain.layers[-1].weights = {"depthwise_kernel": depthwise.weights["kernel"]}
+    chain.layers[-1].weights |= {"pointwise_kernel": pointwise.weights.pop("kernel"), **pointwise.weights}
+    return True
+
+
+def _window(chain, graph, node, attributes, where, fill, dilation=(1, 1)):
     kernel = tuple(attributes["kernel_shape"])
     stride = tuple(attributes.get("strides", [1, 1]))
     top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
     _, _, height, width = graph.shapes[node.input[0]]
-    return (
-        kernel,
-        stride,
-        chain.window_padding(where, (height, width), kernel, stride, (top, bottom, left, right), fill),
-    )
+    span = dilated_span(kernel, dilation)
+    name = _module_name(node) or None
+    pads = (top, bottom, left, right)
+    return kernel, stride, chain.window_padding(where, name, (height, width), span, stride, pads, fill)
 
 
 def _gemm(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
@@ -119,13 +156,36 @@ def _batch_norm(chain: LayerChain, graph: _Graph, node, attributes: dict, where:
     chain.add(layer)
 
 
-def _max_pool(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
-    if attributes.get("ceil_mode", 0):
-        raise refuse(where, "ceil_mode=1 is not in the DSL")
-    if any(d != 1 for d in attributes.get("dilations", [1, 1])) or len(node.output) > 1:
-        raise refuse(where, "dilation or indices are not in the DSL")
-    kernel, stride, padding = _window(chain, graph, node, attributes, where, -math.inf)
-    chain.add(ImportedLayer("MaxPool", {"pool_size": kernel, "strides": stride, "padding": padding}, where))
+def _pool(kind: str, fill: float | None):
+    """MaxPool (padded with -inf) or AveragePool (padded cells left out of each mean, TensorFlow's `same`)."""
+
+    def read(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
+        if attributes.get("ceil_mode", 0):
+            raise refuse(where, "ceil_mode=1 is not in the DSL")
+        if any(d != 1 for d in attributes.get("dilations", [1, 1])) or len(node.output) > 1:
+            raise refuse(where, "dilation or indices are not in the DSL")
+        if attributes.get("count_include_pad", 0) and any(attributes.get("pads", [0])):
+            raise refuse(where, "count_include_pad=1 with pads counts the padded zeros: not in the DSL's AvgPool")
+        kernel, stride, padding = _window(chain, graph, node, attributes, where, fill)
+        chain.add(ImportedLayer(kind, {"pool_size": kernel, "strides": stride, "padding": padding}, where))
+
+    return read
+
+
+def _global_pool(kind: str):
+    """GlobalAveragePool / GlobalMaxPool keep a (1, 1) map; a ReduceMean / ReduceMax over (2, 3) may not."""
+
+    def read(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
+        rank = len(graph.shapes[node.input[0]])
+        if node.op_type.startswith("Reduce"):
+            axes = attributes.get("axes")
+            axes = graph.constants[node.input[1]].tolist() if axes is None and len(node.input) > 1 else axes
+            if sorted(a % rank for a in axes or ()) != [2, 3]:
+                raise refuse(where, f"a reduction over axes {axes} is not a pool over the feature map")
+        chain.add(ImportedLayer(kind, {}, where))
+        chain.pooled = where if len(graph.shapes[node.output[0]]) == 4 else None
+
+    return read
 
 
 def _pad(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
@@ -136,7 +196,38 @@ def _pad(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -
     if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
         raise refuse(where, f"pads {pads} are not a padding of height and width")
     _, _, height, width = graph.shapes[node.input[0]]
-    chain.pad = (pads[2], pads[6], pads[3], pads[7], value, (height, width), where)
+    chain.flush()
+    chain.pad = Pad((pads[2], pads[6], pads[3], pads[7]), value, (height, width), where, _module_name(node) or None)
+
+
+def _resize(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
+    """UpSampling: nearest as PyTorch exports it (asymmetric, floor), bilinear with half-pixel centres."""
+    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in attributes.items()}
+    mode, transform = text.get("mode", "nearest"), text.get("coordinate_transformation_mode", "half_pixel")
+    meanings = {
+        ("nearest", "asymmetric", "floor"): "nearest",
+        ("linear", "half_pixel"): "bilinear",
+        ("linear", "pytorch_half_pixel"): "bilinear",  # the same but for an output of one pixel, which is no upscale
+    }
+    key = (mode, transform, text.get("nearest_mode", "round_prefer_floor")) if mode == "nearest" else (mode, transform)
+    if key not in meanings or text.get("antialias", 0) or text.get("exclude_outside", 0):
+        raise refuse(where, f"a {mode} resize with {transform} coordinates is not the DSL's UpSampling")
+    (_, _, height, width), (_, _, out_height, out_width) = graph.shapes[node.input[0]], graph.shapes[node.output[0]]
+    if out_height % height or out_width % width:
+        raise refuse(where, f"resizing {(height, width)} to {(out_height, out_width)} is not by a whole factor")
+    size = (out_height // height, out_width // width)
+    chain.add(ImportedLayer("UpSampling", {"size": size, "interpolation": meanings[key]}, where))
+
+
+def _layer_norm(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
+    rank = len(graph.shapes[node.input[0]])
+    if rank != 2 or attributes.get("axis", -1) not in (-1, 1):
+        raise refuse(where, "a LayerNormalization other than over a flat vector's features is not read yet")
+    center = len(node.input) > 2 and bool(node.input[2])
+    arguments = {"epsilon": float(f"{attributes.get('epsilon', 1e-5):.7g}"), "center": center, "scale": True}
+    layer = ImportedLayer("LayerNorm", arguments, where)
+    layer.weights = graph.weights(node, ("gamma", "beta"), chain.flattened)
+    chain.add(layer)
 
 
 def _flatten(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
@@ -145,8 +236,7 @@ def _flatten(chain: LayerChain, graph: _Graph, node, attributes: dict, where: st
         raise refuse(where, f"reshaping {before[1:]} to {after[1:]} is not a flatten of each image")
     if len(before) == 4:
         channels, height, width = before[1:]
-        chain.flattened = (height, width, channels)
-        chain.add(ImportedLayer("Flatten", {}, where))
+        chain.flatten((height, width, channels), where)
 
 
 def _dropout(chain: LayerChain, graph: _Graph, node, attributes: dict, where: str) -> None:
@@ -164,8 +254,7 @@ def _activation(name: str):
             raise refuse(where, "an alpha other than 1 is not in the DSL")
         if name == "gelu" and attributes.get("approximate", b"none") not in (b"none", "none"):
             raise refuse(where, "the tanh approximation is not in the DSL (its GELU is exact)")
-        # As from PyTorch, whose graph this is: an activation right after a Dense or Conv2D is the layer's own.
-        said.add_activation(chain.layers, said.activation(name, where), where, fold=True)
+        chain.activation(said.activation(name, where), where)
 
     return read
 
@@ -176,8 +265,15 @@ ONNX_OPS = {
     "Gemm": _gemm,
     "MatMul": _gemm,  # a Linear without bias: its weight stored (in, out)
     "BatchNormalization": _batch_norm,
-    "MaxPool": _max_pool,
+    "LayerNormalization": _layer_norm,
+    "MaxPool": _pool("MaxPool", -math.inf),
+    "AveragePool": _pool("AvgPool", None),
+    "GlobalAveragePool": _global_pool("GlobalAvgPool"),
+    "GlobalMaxPool": _global_pool("GlobalMaxPool"),
+    "ReduceMean": _global_pool("GlobalAvgPool"),
+    "ReduceMax": _global_pool("GlobalMaxPool"),
     "Pad": _pad,
+    "Resize": _resize,
     "Flatten": _flatten,
     "Reshape": _flatten,
     "Dropout": _dropout,
@@ -218,8 +314,7 @@ def read(path: Path) -> said.ImportedModel:
             raise refuse(where, f"the DSL has no counterpart of {node.op_type}")
         ONNX_OPS[node.op_type](chain, graph, node, graph.attributes(node), where)
         previous = node.output[0]
-    if chain.pad is not None:
-        raise refuse(chain.pad[-1], "a pad at the end of the model is not in the DSL")
+    chain.finish()
     predict = lambda images: _predict(path, images)  # noqa: E731
     return said.ImportedModel(str(path), (height, width, channels), chain.layers, predict, [INFERENCE_GRAPH])
 

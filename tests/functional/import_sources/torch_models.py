@@ -1,5 +1,6 @@
 """Hand-written PyTorch models in the style of the source projects, and ones the DSL cannot say yet."""
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -109,3 +110,69 @@ class AveragePool(nn.Module):
 
 
 model = LeNet5()  # a module instance, importable as torch_models.py:model
+
+
+class Vocabulary(nn.Module):
+    """The vocabulary layers as a hand-written model spells them: padding=1 with stride 2 (not TensorFlow's `same`),
+    a dilated depthwise convolution by its groups, an explicit pad, interpolate, an adaptive pool and a LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.depthwise = nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=8)
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.pool = nn.AvgPool2d(3, stride=2)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.global_pool = nn.AdaptiveMaxPool2d(1)
+        self.norm = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        x = F.relu(self.depthwise(x))
+        x = self.up(self.pool(self.pad(x)))
+        x = F.interpolate(x, scale_factor=(1, 2))
+        x = torch.flatten(self.global_pool(x), 1)
+        return self.fc(self.norm(x))
+
+
+class AlignCorners(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+
+    def forward(self, x):
+        return self.up(x)
+
+
+class MapLayerNorm(nn.Module):
+    """nn.LayerNorm over (C, H, W) of a map: not the DSL's per-position channel normalisation."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.norm = nn.LayerNorm([4, 26, 26])
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class KeptMap(nn.Module):
+    """A global pool whose (1, 1) map a convolution reads: the DSL's global pools give a vector."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv2d(1, 4, 1)
+
+    def forward(self, x):
+        return self.conv(self.pool(x))
+
+
+class CeilAvgPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, ceil_mode=True)
+
+    def forward(self, x):
+        return self.pool(x)
