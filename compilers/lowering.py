@@ -23,6 +23,7 @@ RECIPE_ORDER = (
     "early_stopping",
     "horizontal_flip",
     "translate",
+    "random_erasing",
     "seed",
     "precision",
 )
@@ -81,7 +82,7 @@ def _lower_list(kinds_and_layers, shapes: list[LayerShape], within: str, activat
 def lower_training(training: Training) -> dict:
     """The training section with every default filled in, flat as runtime.common.recipe.Recipe takes it."""
     values = training.model_dump(mode="json")
-    values |= values.pop("augmentation")
+    values |= {"random_erasing": None} | values.pop("augmentation")  # the normalised spec leaves it out when off
     split = values["split"]
     values["split"] = None if split is None else (split["train"], split["val"], split["test"])
     return {key: values[key] for key in RECIPE_ORDER}

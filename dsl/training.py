@@ -2,9 +2,9 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from dsl.base import SPEC_CONFIG
+from dsl.base import SPEC_CONFIG, as_tuple
 from dsl.targets import PRECISIONS
 
 # Keras's set_random_seed seeds numpy's legacy generator, which takes 32 bits.
@@ -75,11 +75,35 @@ class SplitCounts(_Section):
     test: PositiveInt
 
 
+def _ordered(bounds: tuple[float, float]) -> tuple[float, float]:
+    if bounds[0] > bounds[1]:
+        raise ValueError(f"[{bounds[0]}, {bounds[1]}] is not [low, high]: the low bound may not exceed the high")
+    return bounds
+
+
+Fraction = Annotated[float, Field(gt=0, le=1)]
+# A [low, high] range of an area fraction, and of a height / width ratio.
+Fractions = Annotated[as_tuple(tuple[Fraction, Fraction]), AfterValidator(_ordered)]
+Ratios = Annotated[as_tuple(tuple[PositiveFloat, PositiveFloat]), AfterValidator(_ordered)]
+
+
+class RandomErasing(_Section):
+    """Random erasing (Zhong et al. 2017) as torchvision's RandomErasing: with `probability`, one rectangle of each
+    image, of `scale` times the image's area and height / width `ratio`, set to `value` (docs/semantics.md)."""
+
+    probability: float = Field(default=0.5, gt=0, le=1)
+    scale: Fractions = (0.02, 0.33)
+    ratio: Ratios = (0.3, 3.3)
+    value: float = Field(default=0.0, ge=0, le=1)  # pixels are in [0, 1]
+
+
 class Augmentation(_Section):
-    """Random horizontal flip and random integer translation of up to `translate` pixels."""
+    """Random horizontal flip, random integer translation of up to `translate` pixels, then random erasing."""
 
     horizontal_flip: bool = False
     translate: int = Field(default=0, ge=0, le=8)
+    # Left out of the normalised spec when off, so that a spec without it keeps the JSON (and hash) it had before.
+    random_erasing: RandomErasing | None = Field(default=None, exclude_if=lambda erasing: erasing is None)
 
 
 Optimizer = Annotated[SGD | Adam, Field(discriminator="name")]

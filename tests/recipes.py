@@ -15,6 +15,10 @@ training:
 """
 
 
+# Random erasing of every image; each draw fits an image of 2x2 pixels or more, so none is left whole.
+ERASE_EVERY_IMAGE = {"probability": 1.0, "scale": [0.1, 0.2], "ratio": [0.5, 2.0], "value": 0.0}
+
+
 def _lowered(optimizer: dict | None) -> dict:
     return lower_training(Training.model_validate({"optimizer": optimizer or {"name": "sgd"}}))
 

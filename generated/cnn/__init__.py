@@ -32,6 +32,7 @@ RECIPE = {
     "early_stopping": None,
     "horizontal_flip": False,
     "translate": 0,
+    "random_erasing": None,
     "seed": 0,
     "precision": "float32",
 }

@@ -33,6 +33,7 @@ RECIPE = {
     "early_stopping": {"patience": 12, "restore_best_weights": True},
     "horizontal_flip": False,
     "translate": 0,
+    "random_erasing": None,
     "seed": 0,
     "precision": "float32",
 }

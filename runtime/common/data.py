@@ -323,3 +323,46 @@ def random_translate(batch: np.ndarray, rng: np.random.Generator, max_pixels: in
     rows = np.arange(h)[None, :] + m - dy[:, None]
     cols = np.arange(w)[None, :] + m - dx[:, None]
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+# torchvision's RandomErasing: a rectangle that does not fit is drawn again, up to this many times in all.
+ERASING_ATTEMPTS = 10
+
+
+def random_erase(
+    batch: np.ndarray,
+    rng: np.random.Generator,
+    probability: float,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    value: float,
+) -> np.ndarray:
+    """Random erasing, torchvision's RandomErasing per image of an (N, H, W[, C]) batch; docs/semantics.md.
+
+    With `probability`, one rectangle of each image is set to `value` in every channel: of area A = H * W * s and
+    height / width r, s uniform in `scale`, log r uniform in log `ratio`, height round(sqrt(A * r)) and width
+    round(sqrt(A / r)) (half to even); the first of ERASING_ATTEMPTS draws that is smaller than the image in both
+    sides, its top-left corner uniform over the places where it lies wholly inside (no clipping at the borders).
+    An image none of whose draws fits is left whole.
+    """
+    n, h, w = batch.shape[:3]
+    # Every image draws all its numbers, erased or not, so that the stream does not depend on the outcomes.
+    erase = rng.random(n) < probability
+    area = h * w * rng.uniform(scale[0], scale[1], size=(n, ERASING_ATTEMPTS))
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=(n, ERASING_ATTEMPTS)))
+    heights, widths = np.rint(np.sqrt(area * aspect)), np.rint(np.sqrt(area / aspect))
+    fits = (heights < h) & (widths < w)
+    # The first attempt that fits; argmax gives 0 when none does, and then nothing is erased.
+    first = np.argmax(fits, axis=1)
+    erase &= fits.any(axis=1)
+    height = np.where(erase, heights[np.arange(n), first], 0).astype(np.int64)
+    width = np.where(erase, widths[np.arange(n), first], 0).astype(np.int64)
+    top = rng.integers(0, h - height + 1)
+    left = rng.integers(0, w - width + 1)
+    rows = np.arange(h)[None, :] - top[:, None]
+    cols = np.arange(w)[None, :] - left[:, None]
+    in_rows = (rows >= 0) & (rows < height[:, None])
+    in_cols = (cols >= 0) & (cols < width[:, None])
+    inside = in_rows[:, :, None] & in_cols[:, None, :]
+    inside = inside.reshape(inside.shape + (1,) * (batch.ndim - 3))
+    return np.where(inside, np.asarray(value, dtype=batch.dtype), batch)

@@ -33,6 +33,7 @@ class Recipe:
     early_stopping: dict[str, Any] | None
     horizontal_flip: bool
     translate: int
+    random_erasing: dict[str, Any] | None  # dsl.training.RandomErasing's fields, or None when off
     seed: int
     precision: str  # runtime.common.precision.PRECISIONS
 
@@ -40,13 +41,14 @@ class Recipe:
     def from_dict(cls, values: dict[str, Any]) -> Recipe:
         """A recipe from a generated package's RECIPE or run.json's copy (JSON gives the split as a list)."""
         split = values["split"]
-        values = {"precision": "float32"} | values  # a run folder from before the field trained in float32
+        # A run folder from before these fields trained in float32, without erasing.
+        values = {"precision": "float32", "random_erasing": None} | values
         return cls(**{f.name: values[f.name] for f in fields(cls)} | {"split": tuple(split) if split else None})
 
     @property
     def augments(self) -> bool:
-        """Whether training batches are flipped or shifted (both frameworks then augment on the numpy side)."""
-        return bool(self.horizontal_flip or self.translate)
+        """Whether training batches are flipped, shifted or erased (both frameworks then augment on the numpy side)."""
+        return bool(self.horizontal_flip or self.translate or self.random_erasing)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ def load_splits(recipe: Recipe, data_dir: str | None = None, train_limit: int | 
 
 
 def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.ndarray:
-    """The recipe's augmentation of one NHWC batch; the rng depends only on (seed, epoch, batch index)."""
+    """The recipe's augmentation of one NHWC batch: flip, translate, erase, each drawing from one rng that depends only
+    on (seed, epoch, batch index), and only when the recipe has it."""
     if not recipe.augments:
         return batch
     rng = np.random.default_rng([recipe.seed, epoch, index, 1])
@@ -161,4 +164,6 @@ def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.nda
         batch = fmnist.random_flip_horizontal(batch, rng)
     if recipe.translate:
         batch = fmnist.random_translate(batch, rng, recipe.translate)
+    if recipe.random_erasing:
+        batch = fmnist.random_erase(batch, rng, **recipe.random_erasing)
     return batch

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from runtime.common import recipe as recipe_module  # noqa: E402
 from runtime.common.data import batch_order  # noqa: E402
 from runtime.keras import training as keras_training  # noqa: E402
-from tests.recipes import make_recipe  # noqa: E402
+from tests.recipes import ERASE_EVERY_IMAGE, make_recipe  # noqa: E402
 
 RECIPE = make_recipe(optimizer={"name": "sgd"}, batch_size=8, epochs=2, seed=3)
 BACKEND = keras.backend.backend()
@@ -70,6 +70,9 @@ def test_the_backends_fastest_feed_is_used_without_augmentation() -> None:
     assert type(keras_training.training_batches(images, labels, RECIPE)) is FASTEST[BACKEND]
     flipped = make_recipe(optimizer={"name": "sgd"}, horizontal_flip=True)
     assert type(keras_training.training_batches(images, labels, flipped)) is keras_training.Batches
+    erased = make_recipe(optimizer={"name": "sgd"}, random_erasing=ERASE_EVERY_IMAGE)
+    batches = keras_training.training_batches(images + 1.0, labels, erased)
+    assert type(batches) is keras_training.Batches and np.any(batches[0][0] == 0), "erased in the portable feed"
 
 
 def _one_epoch(jit: str) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:

@@ -11,8 +11,10 @@ import torch  # noqa: E402
 
 from runtime.common import replicas  # noqa: E402
 from runtime.common.data import batch_order  # noqa: E402
+from runtime.common.layouts import to_channels_first  # noqa: E402
+from runtime.common.recipe import augment  # noqa: E402
 from runtime.torch import training as torch_training  # noqa: E402
-from tests.recipes import make_recipe  # noqa: E402
+from tests.recipes import ERASE_EVERY_IMAGE, make_recipe  # noqa: E402
 
 COUNT, BATCH = 50, 8
 
@@ -48,3 +50,19 @@ def test_each_process_steps_on_its_share_of_batch_order(process_index: int, num_
         for (x, y), idx in zip(step.seen, expected, strict=True):
             np.testing.assert_array_equal(y, idx)
             np.testing.assert_array_equal(np.sort(x.reshape(len(idx), 4), axis=1) // 4, np.repeat(idx[:, None], 4, 1))
+
+
+def test_erased_batches_are_the_shared_augmentations() -> None:
+    """Random erasing alone turns the numpy-side augmentation on: each step sees augment()'s batch, as Keras's does."""
+    recipe = make_recipe(
+        optimizer={"name": "sgd"}, batch_size=BATCH, epochs=2, seed=3, random_erasing=ERASE_EVERY_IMAGE
+    )
+    images = np.random.default_rng(0).random((COUNT, 8, 8, 1), dtype=np.float32) + 1.0
+    data = torch_training._Data(images, np.arange(COUNT), torch.device("cpu"))
+    step = RecordingStep(0, 1)
+    for epoch in range(recipe.epochs):
+        torch_training._train_epoch(step, data, recipe, epoch, progress=False)
+        for index, ((x, y), idx) in enumerate(zip(step.seen, batch_order(COUNT, BATCH, epoch, 3), strict=True)):
+            np.testing.assert_array_equal(y, idx)
+            np.testing.assert_array_equal(x, to_channels_first(augment(images[idx], recipe, epoch, index)))
+            assert np.all((x == 0).any(axis=(1, 2, 3))), "every image has its rectangle"

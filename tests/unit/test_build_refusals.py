@@ -102,6 +102,24 @@ REFUSED = {
         "name",
         "standalone packages",
     ),
+    **{
+        f"random erasing with {what}": (
+            (
+                "schedule: {name: cosine}",
+                f"schedule: {{name: cosine}}\n  augmentation:\n    random_erasing: {{{edit}}}",
+            ),
+            20,
+            f"training.augmentation.random_erasing.{field}",
+            part,
+        )
+        for what, edit, field, part in (
+            ("scale bounds reversed", "scale: [0.4, 0.1]", "scale", "the low bound may not exceed the high"),
+            ("an area over the image", "scale: [0.1, 1.5]", "scale[1]", "less than or equal to 1"),
+            ("a zero ratio", "ratio: [0, 2]", "ratio[0]", "greater than 0"),
+            ("probability 0", "probability: 0", "probability", "greater than 0"),
+            ("a value off the pixel scale", "value: 255", "value", "less than or equal to 1"),
+        )
+    },
 }
 
 
@@ -127,6 +145,12 @@ ACCEPTED = {
     "a raised parameter bound": ("units: 84", "units: 1000000", "limits: {parameters: 1000000000}\n"),
     "the largest seed": ("epochs: 20", "epochs: 20\n  seed: 4294967295", ""),
     "a known lint code": ("name: lenet5", "name: lenet5\nlint: {ignore: [FM101]}", ""),
+    "random erasing at its bounds": (
+        "schedule: {name: cosine}",
+        "schedule: {name: cosine}\n  augmentation:\n"
+        "    random_erasing: {probability: 1, scale: [1, 1], ratio: [3, 3], value: 1}",
+        "",
+    ),
 }
 
 

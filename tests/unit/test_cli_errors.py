@@ -26,6 +26,10 @@ def build(tmp_path, *spec_texts: str) -> subprocess.CompletedProcess:
         (("kernel_size: [5, 5]", "kernel_size: [5, 50]"), "spec0.yaml:7: layers[2].Conv2D.kernel_size: "),
         (("[28, 28, 1]", "[28, 28"), "spec0.yaml:4: malformed YAML"),
         (("units: 84", "units: -4"), "spec0.yaml:11: layers[6].Dense.units: "),
+        (
+            ("epochs: 20", "epochs: 20\n  augmentation: {random_erasing: {ratio: [3, 0.3]}}"),
+            "spec0.yaml:17: training.augmentation.random_erasing.ratio: ",
+        ),
     ],
 )
 def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path, edit, expected):

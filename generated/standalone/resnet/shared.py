@@ -60,6 +60,7 @@ RECIPE = {
     "early_stopping": None,
     "horizontal_flip": True,
     "translate": 2,
+    "random_erasing": None,
     "seed": 0,
     "precision": "float32",
 }
@@ -382,6 +383,49 @@ def random_translate(batch: np.ndarray, rng: np.random.Generator, max_pixels: in
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
+# torchvision's RandomErasing: a rectangle that does not fit is drawn again, up to this many times in all.
+ERASING_ATTEMPTS = 10
+
+
+def random_erase(
+    batch: np.ndarray,
+    rng: np.random.Generator,
+    probability: float,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    value: float,
+) -> np.ndarray:
+    """Random erasing, torchvision's RandomErasing per image of an (N, H, W[, C]) batch; docs/semantics.md.
+
+    With `probability`, one rectangle of each image is set to `value` in every channel: of area A = H * W * s and
+    height / width r, s uniform in `scale`, log r uniform in log `ratio`, height round(sqrt(A * r)) and width
+    round(sqrt(A / r)) (half to even); the first of ERASING_ATTEMPTS draws that is smaller than the image in both
+    sides, its top-left corner uniform over the places where it lies wholly inside (no clipping at the borders).
+    An image none of whose draws fits is left whole.
+    """
+    n, h, w = batch.shape[:3]
+    # Every image draws all its numbers, erased or not, so that the stream does not depend on the outcomes.
+    erase = rng.random(n) < probability
+    area = h * w * rng.uniform(scale[0], scale[1], size=(n, ERASING_ATTEMPTS))
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size=(n, ERASING_ATTEMPTS)))
+    heights, widths = np.rint(np.sqrt(area * aspect)), np.rint(np.sqrt(area / aspect))
+    fits = (heights < h) & (widths < w)
+    # The first attempt that fits; argmax gives 0 when none does, and then nothing is erased.
+    first = np.argmax(fits, axis=1)
+    erase &= fits.any(axis=1)
+    height = np.where(erase, heights[np.arange(n), first], 0).astype(np.int64)
+    width = np.where(erase, widths[np.arange(n), first], 0).astype(np.int64)
+    top = rng.integers(0, h - height + 1)
+    left = rng.integers(0, w - width + 1)
+    rows = np.arange(h)[None, :] - top[:, None]
+    cols = np.arange(w)[None, :] - left[:, None]
+    in_rows = (rows >= 0) & (rows < height[:, None])
+    in_cols = (cols >= 0) & (cols < width[:, None])
+    inside = in_rows[:, :, None] & in_cols[:, None, :]
+    inside = inside.reshape(inside.shape + (1,) * (batch.ndim - 3))
+    return np.where(inside, np.asarray(value, dtype=batch.dtype), batch)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A spec's training section as plain values, every default already filled in by the DSL; sections are dicts."""
@@ -395,6 +439,7 @@ class Recipe:
     early_stopping: dict[str, Any] | None
     horizontal_flip: bool
     translate: int
+    random_erasing: dict[str, Any] | None  # dsl.training.RandomErasing's fields, or None when off
     seed: int
     precision: str  # runtime.common.precision.PRECISIONS
 
@@ -402,9 +447,8 @@ class Recipe:
     def from_dict(cls, values: dict[str, Any]) -> Recipe:
         """A recipe from a generated package's RECIPE or run.json's copy (JSON gives the split as a list)."""
         split = values["split"]
-        values = {
-            "precision": "float32"
-        } | values  # a run folder from before the field trained in float32
+        # A run folder from before these fields trained in float32, without erasing.
+        values = {"precision": "float32", "random_erasing": None} | values
         return cls(
             **{f.name: values[f.name] for f in fields(cls)}
             | {"split": tuple(split) if split else None}
@@ -412,8 +456,8 @@ class Recipe:
 
     @property
     def augments(self) -> bool:
-        """Whether training batches are flipped or shifted (both frameworks then augment on the numpy side)."""
-        return bool(self.horizontal_flip or self.translate)
+        """Whether training batches are flipped, shifted or erased (both frameworks then augment on the numpy side)."""
+        return bool(self.horizontal_flip or self.translate or self.random_erasing)
 
 
 def load_splits(
@@ -431,7 +475,8 @@ def load_splits(
 
 
 def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.ndarray:
-    """The recipe's augmentation of one NHWC batch; the rng depends only on (seed, epoch, batch index)."""
+    """The recipe's augmentation of one NHWC batch: flip, translate, erase, each drawing from one rng that depends only
+    on (seed, epoch, batch index), and only when the recipe has it."""
     if not recipe.augments:
         return batch
     rng = np.random.default_rng([recipe.seed, epoch, index, 1])
@@ -439,6 +484,8 @@ def augment(batch: np.ndarray, recipe: Recipe, epoch: int, index: int) -> np.nda
         batch = random_flip_horizontal(batch, rng)
     if recipe.translate:
         batch = random_translate(batch, rng, recipe.translate)
+    if recipe.random_erasing:
+        batch = random_erase(batch, rng, **recipe.random_erasing)
     return batch
 
 
