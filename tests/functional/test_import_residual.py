@@ -114,8 +114,8 @@ def test_hand_written_torch_basic_blocks(tmp_path):
 
 
 def test_hand_written_keras_add(tmp_path):
-    """A functional model with `layers.Add()`: an identity block written shortcut first and a projection; its
-    twins compute the source's outputs within 1e-5."""
+    """A functional model with `layers.Add()`: an identity block written shortcut first and a projection, whose
+    He initialiser the header names; its twins compute the source's outputs within 1e-5."""
     imported = keras_file.read(saved_keras(keras_models.residual_cnn, tmp_path / "residual.keras"))
     text = spec_text("residual", imported.input_shape, spec_layers(imported.layers), [])
     assert text.endswith(
@@ -133,6 +133,10 @@ def test_hand_written_keras_add(tmp_path):
         "  - GlobalAvgPool: {}\n"
         "  - Dense: {units: 10, activation: softmax}\n"
     )
+    assert imported.notes == [
+        "layer 'projection' (index 7, Conv2D): a projection's kernel_initializer he_normal is not the DSL's (its "
+        "projection draws from glorot_uniform; training only)"
+    ]
     assert_twins_agree(imported, package_of(imported, "residual", tmp_path))
 
 

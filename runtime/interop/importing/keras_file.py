@@ -282,6 +282,7 @@ class _Reader:
             if isinstance(item, branches.Block):
                 where = _Layer(self.entries[item.join], item.join, self.notes).where
                 layers.append(said.residual(self.read(item.block, False), self.read(item.shortcut, False), where))
+                self._note_projection(layers[-1])
                 continue
             layer = _Layer(self.entries[item], item, self.notes)
             if layer.kind == "Rescaling":
@@ -297,6 +298,15 @@ class _Reader:
             else:
                 raise refuse(layer.where, f"the DSL has no {layer.kind} layer")
         return layers
+
+    def _note_projection(self, residual: ImportedLayer) -> None:
+        """The DSL's projection draws its kernel from glorot_uniform: another initialiser is named in the header."""
+        conv = residual.shortcut[0] if residual.shortcut else None
+        if conv is not None and conv.arguments["kernel_initializer"] != "glorot_uniform":
+            self.notes.append(
+                f"{conv.source}: a projection's kernel_initializer {conv.arguments['kernel_initializer']} is not the "
+                "DSL's (its projection draws from glorot_uniform; training only)"
+            )
 
 
 def _read_weights(h5_path, weighted: list[tuple[ImportedLayer, str]]) -> None:
