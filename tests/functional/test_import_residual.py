@@ -1,9 +1,9 @@
 """`fmnist-dsl import` of residual blocks: a value feeding two paths joined by an add, one path nothing or a
 projection (a 1x1 Conv2D and a BatchNorm), read as the DSL's Residual. A small spec of nested blocks reads back as
 itself from its .keras file, its torch_model.py, its exported program and (the same inference) its ONNX export (the
-`resnet` example, 2.8M parameters, reads back from its .keras file in test_import_round_trip.py); a hand-written
-PyTorch basic-block network and a functional Keras model with `layers.Add()` import with twins that compute their
-outputs.
+`resnet` example, 2.8M parameters, reads back from its .keras file and torch_model.py in
+test_import_round_trip.py); a hand-written PyTorch basic-block network and a functional Keras model with
+`layers.Add()` import with twins that compute their outputs.
 """
 
 import pytest

@@ -21,7 +21,8 @@ from runtime.torch.init import load_initial_weights
 from tests.conftest import SPECS
 
 # The example specs without a Residual: a spec with one (resnet, 2.8M parameters) is read back from its .keras file
-# only; a small spec of nested blocks goes through every reader in tests/functional/test_import_residual.py.
+# and its torch_model.py, not its ONNX export; a small spec of nested blocks goes through every reader in
+# tests/functional/test_import_residual.py.
 CHAINS = [path for path in SPECS if "Residual:" not in path.read_text()]
 
 INITIALIZERS = ("kernel_initializer", "bias_initializer")
@@ -134,7 +135,7 @@ def test_keras_file_round_trip(spec_path, tmp_path):
     assert_same_weights(package, imported, torch_model, keras_model)
 
 
-@pytest.mark.parametrize("spec_path", CHAINS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("spec_path", SPECS, ids=lambda path: path.stem)
 def test_torch_module_round_trip(spec_path, tmp_path):
     """A PyTorch model keeps no record of its initialisers: the spec names the DSL's defaults, the rest is the same."""
     package = build_and_import(spec_path, tmp_path / "package")
