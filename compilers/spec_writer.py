@@ -53,13 +53,26 @@ def layer_arguments(kind: str, arguments: dict) -> dict:
     return kept
 
 
+def _layer_lines(layers: list[tuple[str, dict]], indent: str) -> list[str]:
+    """One flow mapping per layer; a Residual as a block mapping, its options, then its `layers` one level in."""
+    lines = []
+    for kind, arguments in layers:
+        kept = layer_arguments(kind, arguments)
+        if kind != "Residual":
+            flow = ", ".join(f"{field}: {_value(value)}" for field, value in kept.items())
+            lines.append(f"{indent}- {kind}: {{{flow}}}")
+            continue
+        lines.append(f"{indent}- {kind}:")
+        lines += [f"{indent}    {field}: {_value(value)}" for field, value in kept.items() if field != "layers"]
+        lines += [f"{indent}    layers:", *_layer_lines(arguments["layers"], indent + "      ")]
+    return lines
+
+
 def spec_text(name: str, input_shape: tuple[int, int, int], layers: list[tuple[str, dict]], header: list[str]) -> str:
     """The spec's YAML text; raises SpecError if it is not a valid spec (the caller then writes nothing)."""
     lines = [f"# {line}".rstrip() for line in header]
     lines += [f"name: {name}", f"input: [{', '.join(str(n) for n in input_shape)}]", "layers:"]
-    for kind, arguments in layers:
-        kept = layer_arguments(kind, arguments)
-        lines.append(f"  - {kind}: {{{', '.join(f'{field}: {_value(value)}' for field, value in kept.items())}}}")
+    lines += _layer_lines(layers, "  ")
     text = "\n".join(lines) + "\n"
     parse_spec(text, f"{name}.yaml")
     return text

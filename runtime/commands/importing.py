@@ -17,7 +17,7 @@ from dsl import exits
 from dsl.provenance import TRAINING_DIFFERS, header_lines
 from runtime.common.constants import FRAMEWORKS
 from runtime.common.frameworks import require
-from runtime.common.imported import ImportedModel, ImportRefused
+from runtime.common.imported import ImportedModel, ImportRefused, flat_layers, spec_layers
 
 AGREEMENT_TOL = 1e-5  # largest output difference between the source and a twin that counts as the same model
 
@@ -62,15 +62,20 @@ def header(imported: ImportedModel) -> list[str]:
     """The spec's header comment: where it came from, the meanings a reader should know, and each layer whose
     training differs from the source's (each change begins with its layer's source, which names one DSL layer)."""
     changes = [
-        (next(i for i, layer in enumerate(imported.layers) if change.startswith(f"{layer.source}: ")), change)
+        (next(i for i, layer in enumerate(imported.layers) if _names(layer, change)), change)
         for change in imported.training_changes
     ]
     return header_lines(imported.source, imported.notes, changes)
 
 
+def _names(layer, change: str) -> bool:
+    """Whether a training change begins with the source of `layer` or of a layer inside it (a Residual's)."""
+    return any(change.startswith(f"{inner.source}: ") for inner in flat_layers([layer]))
+
+
 def _table(package, imported: ImportedModel) -> str:
     rows = [f"{'source':<44} {'DSL layer':<30} {'output':>14} {'parameters':>11}"]
-    for row, layer in zip(package.LAYERS, imported.layers):
+    for row, layer in zip(package.LAYERS, flat_layers(imported.layers)):
         kind = f"{row.name} ({row.kind})"
         rows.append(
             f"{layer.source:<44} {kind:<30} {str(row.output_shape):>14} {row.trainable + row.non_trainable:>11}"
@@ -97,8 +102,7 @@ def _prepare(args, build):
     stem, read = _reader(args)
     imported = read()
     name = args.name or spec_name(stem)
-    layers = [(layer.kind, layer.arguments) for layer in imported.layers]
-    text = args.spec_text(name, imported.input_shape, layers, header(imported))
+    text = args.spec_text(name, imported.input_shape, spec_layers(imported.layers), header(imported))
     spec_path, run_dir = args.out / f"{name}.yaml", args.out / "runs" / name
     if run_dir.exists():
         raise ImportRefused(f"{run_dir} exists: remove it, or give another --name")

@@ -41,6 +41,8 @@ class ImportedLayer:
     arguments: dict
     source: str  # how the source names it: "layer 'conv1' (index 0, Conv2D)"
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    block: list[ImportedLayer] = field(default_factory=list)  # a Residual's layers
+    shortcut: list[ImportedLayer] = field(default_factory=list)  # a projection's Conv2D and BatchNorm
 
 
 @dataclass
@@ -74,9 +76,9 @@ def add_activation(layers: list[ImportedLayer], name: str, where: str, fold: boo
         return
     previous = layers[-1] if layers else None
     if (
-        fold
+        (fold or previous is not None and previous.kind == "Residual")  # an add has no activation of its own
         and previous is not None
-        and previous.kind in TAKES_ACTIVATION
+        and previous.kind in (*TAKES_ACTIVATION, "Residual")
         and previous.arguments["activation"] == "none"
     ):
         previous.arguments["activation"] = name
@@ -219,3 +221,80 @@ class LayerChain:
                 "this input and stride, and padding with zeros first would change its result",
             )
         return meaning
+
+
+def flat_layers(layers: list[ImportedLayer]) -> list[ImportedLayer]:
+    """One per row of a package's LAYERS table: each Residual's block's and projection's layers, then itself."""
+    return [inner for layer in layers for inner in (*flat_layers(layer.block), *layer.shortcut, layer)]
+
+
+def spec_layers(layers: list[ImportedLayer]) -> list[tuple[str, dict]]:
+    """(kind, arguments) per layer, a Residual's block as its `layers` argument."""
+    return [
+        (layer.kind, layer.arguments | ({"layers": spec_layers(layer.block)} if layer.kind == "Residual" else {}))
+        for layer in layers
+    ]
+
+
+# The DSL's projection shortcut (dsl.shapes.projection): a 1x1 Conv2D without bias or activation, strided by the
+# block's reduction, then a BatchNorm with the DSL's defaults. Its padding is either: a 1x1 window pads nothing.
+PROJECTION_CONV = {"kernel_size": (1, 1), "use_bias": False, "activation": "none", "dilation_rate": (1, 1)}
+PROJECTION_CONV |= {"groups": 1}
+PROJECTION_NORM = {"momentum": 0.99, "epsilon": 0.001}
+
+
+def residual(
+    block: list[ImportedLayer], shortcut: list[ImportedLayer], where: str, folded: bool = False
+) -> ImportedLayer:
+    """A Residual of two paths joined by the add `where`: `block` and `shortcut` (none: identity), swapped when only
+    `block` is the DSL's projection; else a refusal naming the shortcut. `folded`: an inference graph's, whose
+    projection's BatchNorm may be folded into its convolution's bias."""
+    try:
+        return _residual(block, shortcut, where, folded)
+    except ImportRefused as refused:
+        if not shortcut:
+            raise
+        try:
+            return _residual(shortcut, block, where, folded)
+        except ImportRefused:
+            raise refused from None
+
+
+def _residual(block: list[ImportedLayer], shortcut: list[ImportedLayer], where: str, folded: bool) -> ImportedLayer:
+    if not block:
+        raise refuse(where, "its block is empty: not in the DSL")
+    if not shortcut:
+        return ImportedLayer("Residual", {"shortcut": "identity", "activation": "none"}, where, block=block)
+    if folded and [layer.kind for layer in shortcut] == ["Conv2D"] and shortcut[0].arguments["use_bias"]:
+        shortcut = _unfolded(shortcut[0])
+    kinds = [layer.kind for layer in shortcut]
+    if kinds != ["Conv2D", "BatchNorm"]:
+        said = ", ".join(f"{layer.kind} ({layer.source})" for layer in shortcut)
+        raise refuse(where, f"its shortcut {said} is not the DSL's: nothing, or a 1x1 Conv2D and a BatchNorm")
+    conv, norm = shortcut
+    for option, value in PROJECTION_CONV.items():
+        if _plain(conv.arguments[option]) != value:
+            said = f"{option}={conv.arguments[option]!r} in a projection shortcut"
+            raise refuse(conv.source, f"{said}: the DSL's projection has {option}={value!r}")
+    for option, value in PROJECTION_NORM.items():  # its strides (the block's reduction) build_twins checks
+        if norm.arguments[option] != value:
+            said = f"{option}={norm.arguments[option]!r} in a projection shortcut"
+            raise refuse(norm.source, f"{said}: the DSL's projection's BatchNorm has {option}={value!r}")
+    arguments = {"shortcut": "projection", "activation": "none"}
+    return ImportedLayer("Residual", arguments, where, block=block, shortcut=shortcut)
+
+
+def _unfolded(conv: ImportedLayer) -> list[ImportedLayer]:
+    """A 1x1 convolution with a bias as the DSL's projection, the same inference: the convolution without it, then a
+    BatchNorm that adds it (mean 0, variance 1, a gamma that undoes the epsilon)."""
+    bias = conv.weights["bias"]
+    conv = ImportedLayer(
+        "Conv2D", conv.arguments | {"use_bias": False}, conv.source, {"kernel": conv.weights["kernel"]}
+    )
+    gamma = np.full_like(bias, np.sqrt(1 + PROJECTION_NORM["epsilon"]))
+    variables = dict(zip(BATCHNORM_VARIABLES, (gamma, bias, np.zeros_like(bias), np.ones_like(bias))))
+    return [conv, ImportedLayer("BatchNorm", dict(PROJECTION_NORM), conv.source, variables)]
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, list) else value

@@ -77,13 +77,19 @@ def test_torch_lenet5_with_functional_relu_and_view(tmp_path):
     assert "  - Flatten: {}\n  - Dense: {units: 120, activation: relu}\n" in spec
 
 
-def test_torch_cnn_keeps_batchnorm_meaning_and_flatten_order(tmp_path):
-    model = torch_module._load(TORCH_MODELS, "SmallCNN")
+def saved_torch(name: str, path: Path) -> Path:
+    """A hand-written PyTorch model's state_dict with BatchNorm statistics away from 0 and 1."""
+    model = torch_module._load(TORCH_MODELS, name)
     with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith(("running_mean", "running_var")):
+        for key, tensor in model.state_dict().items():
+            if key.endswith(("running_mean", "running_var")):
                 tensor.uniform_(0.5, 1.5)
-    torch.save(model.state_dict(), tmp_path / "cnn.pt")
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_torch_cnn_keeps_batchnorm_meaning_and_flatten_order(tmp_path):
+    saved_torch("SmallCNN", tmp_path / "cnn.pt")
     result = fmnist_dsl("import", f"{TORCH_MODELS}:SmallCNN", "--weights", "cnn.pt", "--name", "cnn", cwd=tmp_path)
     assert_agrees(result)
     spec = (tmp_path / "cnn.yaml").read_text()
@@ -101,7 +107,11 @@ def test_torch_cnn_keeps_batchnorm_meaning_and_flatten_order(tmp_path):
         ("Branchy", r"torch_models.py:Branchy: its forward is not one straight line .*control flow"),
         ("CeilPool", r"layer 'pool' \(index 2, MaxPool2d\): ceil_mode=True is not in the DSL"),
         ("WithLSTM", r"layer 'rnn' \(index 2, LSTM\): the DSL has no LSTM"),
-        ("Residual", r"add in forward \(index 2\): it combines 2 results: a model with branches"),
+        ("Residual", r"add in forward \(index \d\): its shortcut Conv2D \(layer 'conv' .*\) is not the DSL's: nothing"),
+        (
+            "TorchDefaultProjection",
+            r"layer 'block2.shortcut.1' \(index \d+, BatchNorm2d\): epsilon=1e-05 in a projection",
+        ),
         ("AveragePool", r"layer 'pool' \(index 1, AvgPool2d\): count_include_pad=True with padding counts the padded"),
         ("Missing", r"torch_models.py: defines no 'Missing'"),
     ],
@@ -117,7 +127,7 @@ def test_keras_refusal_names_the_layer(tmp_path):
         keras_file.read(tmp_path / "lstm.keras")
 
 
-def test_keras_functional_chain_reads_and_a_residual_is_refused(tmp_path):
+def test_keras_functional_chain_reads_and_a_sum_that_is_no_residual_block_is_refused(tmp_path):
     import keras
 
     inputs = keras.Input(shape=(28, 28, 1))
@@ -126,17 +136,21 @@ def test_keras_functional_chain_reads_and_a_residual_is_refused(tmp_path):
     imported = keras_file.read(tmp_path / "chain.keras")
     assert [layer.kind for layer in imported.layers] == ["Conv2D", "Flatten", "Dense"]
     assert imported.layers[2].weights["kernel"].shape == (26 * 26 * 4, 10)
-    summed = keras.layers.Add()([inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs)])
-    keras.Model(inputs, keras.layers.Flatten()(summed)).save(tmp_path / "residual.keras")
-    with pytest.raises(ImportRefused, match=r"layer 'add\w*' \(index 2, Add\): its inputs .* a model with branches"):
-        keras_file.read(tmp_path / "residual.keras")
+    convolutions = [keras.layers.Conv2D(1, 3, padding="same", name=f"conv_{n}")(inputs) for n in "ab"]
+    keras.Model(inputs, keras.layers.Flatten()(keras.layers.Add(name="sum")(convolutions))).save(tmp_path / "sum.keras")
+    with pytest.raises(ImportRefused, match=r"layer 'sum' \(index 3, Add\): its shortcut Conv2D \(layer 'conv_b'"):
+        keras_file.read(tmp_path / "sum.keras")
+    tripled = keras.layers.Add()([keras.layers.Conv2D(1, 3, padding="same")(inputs) for _ in range(3)])
+    keras.Model(inputs, keras.layers.Flatten()(tripled)).save(tmp_path / "three.keras")
+    with pytest.raises(ImportRefused, match=r"\(index \d, Conv2D\): its input also feeds 2 other ops: a model with"):
+        keras_file.read(tmp_path / "three.keras")
 
 
 @pytest.mark.parametrize(
     ("name", "message"),
     [
         ("CeilPool", r"node '/pool/MaxPool' \(index 1, MaxPool\): ceil_mode=1 is not in the DSL"),
-        ("Residual", r"node '/Add' \(index 1, Add\): it does not take just the result of the node before it"),
+        ("Residual", r"node '/conv/Conv' \(index \d, Conv\): kernel_size=\(3, 3\) in a projection shortcut: the DSL's"),
         ("AveragePool", r"node '/pool/AveragePool' \(index \d+, AveragePool\): count_include_pad=1 with pads"),
     ],
 )

@@ -50,10 +50,10 @@ def test_hand_written_programs_read_as_their_files(name, tmp_path):
 
 def test_exported_program_refusals(tmp_path):
     """An op with no DSL counterpart is refused naming it; a file that is not an exported program in one line."""
-    model = torch_module._load(TORCH_MODELS, "Residual").eval()
-    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 28, 28),)), tmp_path / "residual.pt2")
-    with pytest.raises(ImportRefused, match=r"residual.pt2: op aten.add.Tensor \(index \d+\): an exported program"):
-        exported_program.read(tmp_path / "residual.pt2")
+    model = torch_module._load(TORCH_MODELS, "Scaled").eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 28, 28),)), tmp_path / "scaled.pt2")
+    with pytest.raises(ImportRefused, match=r"scaled.pt2: op aten.mul.Tensor \(index \d+\): an exported program"):
+        exported_program.read(tmp_path / "scaled.pt2")
     (tmp_path / "notes.pt2").write_text("just text\n")
     with pytest.raises(RunFileError, match=r"notes.pt2"):
         exported_program.read(tmp_path / "notes.pt2")

@@ -8,22 +8,12 @@ naming the layer.
 import pytest
 import torch
 
-from compilers.naming import class_name
-from compilers.project import build_and_import
 from compilers.spec_writer import spec_text
-from dsl import load_spec
 from runtime.common.imported import ImportRefused
 from runtime.interop import export
 from runtime.interop.importing import keras_file, onnx_file, torch_module
 from tests.functional.test_import_cli import TORCH_MODELS
-from tests.functional.test_import_round_trip import (
-    assert_same_weights,
-    assert_twins_agree,
-    normalised,
-    package_of,
-    said,
-    trained_like_models,
-)
+from tests.functional.test_import_round_trip import SavedSources, assert_twins_agree, package_of
 
 # Every layer an ONNX export keeps as one node (or, for SeparableConv2d, two named ones).
 CHAIN = """name: chain
@@ -63,25 +53,12 @@ layers:
 def test_vocabulary_round_trip(text, tmp_path):
     """The Keras model saved as .keras, the PyTorch model as torch_model.py and a state_dict, and (for the chain,
     which has no BatchNorm or Dropout for the exporter to fold) the ONNX export each read back as the spec."""
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(text)
-    package = build_and_import(spec_path, tmp_path / "package")
-    torch_model, keras_model = trained_like_models(package)
-    keras_model.save(tmp_path / "model.keras")
-    torch.save(torch_model.state_dict(), tmp_path / "weights.pt")
-    source = tmp_path / "package" / package.NAME / "torch_model.py"
-    readers = {
-        "keras": (lambda: keras_file.read(tmp_path / "model.keras"), True),
-        "torch": (lambda: torch_module.read(source, class_name(package.NAME), tmp_path / "weights.pt"), False),
-    }
-    if package.NAME == "chain":
-        export.export_onnx(torch_model.eval(), tuple(package.INPUT_SHAPE), tmp_path / "model.onnx")
-        readers["onnx"] = (lambda: onnx_file.read(tmp_path / "model.onnx"), False)
-    for name, (read, initializers) in readers.items():
-        imported = read()
-        assert said(imported, package.NAME, initializers) == normalised(load_spec(spec_path), initializers), name
-        assert imported.training_changes == [], name
-        assert_same_weights(package, imported, torch_model, keras_model)
+    sources = SavedSources(text, tmp_path)
+    if sources.package.NAME == "chain":
+        shape = tuple(sources.package.INPUT_SHAPE)
+        export.export_onnx(sources.torch_model.eval(), shape, tmp_path / "model.onnx")
+        sources.readers["onnx"] = (lambda: onnx_file.read(tmp_path / "model.onnx"), False)
+    sources.assert_read_back()
 
 
 def test_hand_written_torch_vocabulary_keeps_its_function(tmp_path):

@@ -259,6 +259,12 @@ def _tables() -> None:
             "aten.reshape.default": lambda a: (torch.reshape, (a[x], a["shape"]), {}),
             "aten._unsafe_view.default": lambda a: (torch.reshape, (a[x], a["size"]), {}),
             "aten.sym_size.int": lambda a: ("size", (a[x], a["dim"]), {}),
+            # A sum of two results: a residual block's join (an `alpha` kept, so that it is not one).
+            "aten.add.Tensor": lambda a: (
+                (operator.add, (a[x], a["other"]), {})
+                if a["alpha"] == 1
+                else (torch.add, (a[x], a["other"]), {"alpha": a["alpha"]})
+            ),
             "aten.pad.default": lambda a: (F.pad, (a[x], a["pad"], a["mode"], a["value"]), {}),
             "aten.constant_pad_nd.default": lambda a: (F.pad, (a[x], a["pad"], "constant", a["value"]), {}),
             "aten.upsample_nearest2d.vec": lambda a: (

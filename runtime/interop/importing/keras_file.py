@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.common import branches
 from runtime.common import imported as said
 from runtime.common.imported import ImportedLayer, ImportRefused, refuse
 from runtime.common.rundir import one_line
@@ -232,50 +233,87 @@ def _rescaling(layer: _Layer, index: int, notes: list[str]) -> float:
     return 255.0
 
 
-def _read_layers(entries: list[dict], notes: list[str]) -> tuple[list[ImportedLayer], list[str], float]:
-    """The DSL layers, the h5 group of each weighted one, and the input scale."""
-    layers, groups, counts, scale = [], [], {}, 1.0
-    for index, entry in enumerate(entries):
-        layer = _Layer(entry, index, notes)
-        group = _snake_case(str(layer.kind))
+def _groups(entries: list[dict]) -> list[str]:
+    """The h5 group of each entry: its class in snake case, numbered from the second of its class on."""
+    groups, counts = [], {}
+    for entry in entries:
+        group = _snake_case(str(entry.get("class_name")))
         counts[group] = counts.get(group, -1) + 1
-        group = group if counts[group] == 0 else f"{group}_{counts[group]}"
-        if layer.kind == "InputLayer":
-            continue
-        if layer.kind == "Rescaling":
-            scale = _rescaling(layer, len(layers), notes)
-        elif layer.kind in KERAS_ACTIVATIONS:
-            said.add_activation(layers, _activation_layer(layer), layer.where, fold=False)
-        elif layer.kind in KERAS_LAYERS:
-            imported = KERAS_LAYERS[layer.kind](layer)
-            imported.source = layer.where
-            layers.append(imported)
-            groups.append(group if imported.kind in WEIGHT_VARIABLES else None)
-            continue
-        else:
-            raise refuse(layer.where, f"the DSL has no {layer.kind} layer")
-        groups += [None] * (len(layers) - len(groups))
-    return layers, groups, scale
+        groups.append(group if counts[group] == 0 else f"{group}_{counts[group]}")
+    return groups
 
 
-def _chain_check(model: dict) -> None:
-    """A Functional model is read only when it is a plain chain: each layer's one input is the layer before."""
+def _inputs(entry: dict) -> list[str]:
+    return re.findall(r'"keras_history": \["([^"]+)"', json.dumps(entry.get("inbound_nodes")))
+
+
+def _items(model: dict, notes: list[str]) -> list:
+    """The entries' indices (and branches.Block of them) in the order they compute: a Sequential's as listed, a
+    Functional's along its graph from its input."""
     entries = model["config"]["layers"]
-    for index, (previous, entry) in enumerate(zip(entries, entries[1:]), start=1):
-        inbound = json.dumps(entry.get("inbound_nodes"))
-        names = re.findall(r'"keras_history": \["([^"]+)"', inbound)
-        if names != [previous["config"]["name"]]:
-            where = f"layer {entry['config'].get('name')!r} (index {index}, {entry.get('class_name')})"
-            raise refuse(where, f"its inputs {names} are not the one layer before it: a model with branches")
+    if model.get("class_name") != "Functional":
+        return [index for index, entry in enumerate(entries) if entry.get("class_name") != "InputLayer"]
+    index_of = {entry["config"]["name"]: index for index, entry in enumerate(entries)}
+    inputs = [[index_of[name] for name in _inputs(entry) if name in index_of] for entry in entries]
+    users = [[j for j, taken in enumerate(inputs) if i in taken] for i in range(len(entries))]
+    graph = branches.Graph(
+        users=users.__getitem__,
+        inputs=inputs.__getitem__,
+        is_join=lambda i: entries[i].get("class_name") == "Add" and len(inputs[i]) == 2,
+        where=lambda i: _Layer(entries[i], i, notes).where,
+    )
+    starts = [i for i, entry in enumerate(entries) if entry.get("class_name") == "InputLayer"]
+    if len(starts) != 1:
+        raise ImportRefused(f"the model takes {len(starts)} inputs; the DSL's takes one image")
+    return branches.chain(graph, starts[0])
 
 
-def _read_weights(h5_path, layers: list[ImportedLayer], groups: list[str | None]) -> None:
+class _Reader:
+    """Reads the items into DSL layers, noting each weighted layer's h5 group."""
+
+    def __init__(self, entries: list[dict], notes: list[str]):
+        self.entries, self.notes, self.groups = entries, notes, _groups(entries)
+        self.weighted: list[tuple[ImportedLayer, str]] = []
+        self.scale = 1.0
+
+    def read(self, items: list, top: bool) -> list[ImportedLayer]:
+        layers = []
+        for item in items:
+            if isinstance(item, branches.Block):
+                where = _Layer(self.entries[item.join], item.join, self.notes).where
+                layers.append(said.residual(self.read(item.block, False), self.read(item.shortcut, False), where))
+                self._note_projection(layers[-1])
+                continue
+            layer = _Layer(self.entries[item], item, self.notes)
+            if layer.kind == "Rescaling":
+                self.scale = _rescaling(layer, len(layers) if top else -1, self.notes)
+            elif layer.kind in KERAS_ACTIVATIONS:
+                said.add_activation(layers, _activation_layer(layer), layer.where, fold=False)
+            elif layer.kind in KERAS_LAYERS:
+                imported = KERAS_LAYERS[layer.kind](layer)
+                imported.source = layer.where
+                layers.append(imported)
+                if imported.kind in WEIGHT_VARIABLES:
+                    self.weighted.append((imported, self.groups[item]))
+            else:
+                raise refuse(layer.where, f"the DSL has no {layer.kind} layer")
+        return layers
+
+    def _note_projection(self, residual: ImportedLayer) -> None:
+        """The DSL's projection draws its kernel from glorot_uniform: another initialiser is named in the header."""
+        conv = residual.shortcut[0] if residual.shortcut else None
+        if conv is not None and conv.arguments["kernel_initializer"] != "glorot_uniform":
+            self.notes.append(
+                f"{conv.source}: a projection's kernel_initializer {conv.arguments['kernel_initializer']} is not the "
+                "DSL's (its projection draws from glorot_uniform; training only)"
+            )
+
+
+def _read_weights(h5_path, weighted: list[tuple[ImportedLayer, str]]) -> None:
     import h5py
 
     with h5py.File(h5_path, "r") as store:
-        for layer, group in zip(layers, groups):
-            if group is None:
-                continue
+        for layer, group in weighted:
             names = [v for v in WEIGHT_VARIABLES[layer.kind] if layer.arguments.get(OPTIONAL_VARIABLES.get(v), True)]
             stored = store[f"layers/{group}/vars"]
             if len(stored) != len(names):
@@ -299,14 +337,13 @@ def read(path: Path) -> said.ImportedModel:
 def _read(path: Path, model: dict, h5) -> said.ImportedModel:
     kind = model.get("class_name")
     if kind not in ("Sequential", "Functional"):
-        raise ImportRefused(f"{path}: a {kind} model; only Sequential and single-chain Functional models are read")
-    if kind == "Functional":
-        _chain_check(model)
+        raise ImportRefused(f"{path}: a {kind} model; only Sequential and Functional models are read")
     entries, notes = model["config"]["layers"], []
     input_shape = _input_shape(entries, model["config"])
-    layers, groups, scale = _read_layers(entries, notes)
-    _read_weights(h5, layers, groups)
-    return said.ImportedModel(str(path), input_shape, layers, _predictor(path, scale), notes)
+    reader = _Reader(entries, notes)
+    layers = reader.read(_items(model, notes), top=True)
+    _read_weights(h5, reader.weighted)
+    return said.ImportedModel(str(path), input_shape, layers, _predictor(path, reader.scale), notes)
 
 
 def _predictor(path: Path, scale: float):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.common import branches
 from runtime.common import imported as said
 from runtime.common.imported import ImportedLayer, ImportRefused, LayerChain, Pad, dilated_span, refuse
 from runtime.common.layouts import to_channels_first, to_keras_layout
@@ -291,6 +292,44 @@ def _input(model, graph: _Graph) -> str:
     return inputs[0].name
 
 
+def _where(model, index: int) -> str:
+    node = model.graph.node[index]
+    return f"node {node.name or node.op_type!r} (index {index}, {node.op_type})"
+
+
+def _tree(model, graph: _Graph, start: str) -> branches.Graph:
+    """The nodes that are not folded, by index; -1 is the input."""
+    kept = [index for index in range(len(model.graph.node)) if index not in graph.folded]
+    producer = {start: -1} | {model.graph.node[i].output[0]: i for i in kept}
+    inputs = {i: [name for name in model.graph.node[i].input if name and name not in graph.constants] for i in kept}
+    for index, names in inputs.items():
+        if any(name not in producer for name in names):
+            raise refuse(_where(model, index), "it takes a result that is not a node's first output")
+    inputs = {index: [producer[name] for name in names] for index, names in inputs.items()}
+    users = {i: [j for j in kept if i in inputs[j]] for i in [-1, *kept]}
+    return branches.Graph(
+        users=users.__getitem__,
+        inputs=inputs.__getitem__,
+        is_join=lambda i: model.graph.node[i].op_type == "Add" and len(inputs[i]) == 2,
+        where=lambda i: _where(model, i),
+    )
+
+
+def _read_items(model, graph: _Graph, items: list) -> LayerChain:
+    chain = LayerChain()
+    for item in items:
+        if isinstance(item, branches.Block):
+            block, shortcut = (_read_items(model, graph, part).layers for part in (item.block, item.shortcut))
+            chain.add(said.residual(block, shortcut, _where(model, item.join), folded=True))
+            continue
+        node, where = model.graph.node[item], _where(model, item)
+        if node.op_type not in ONNX_OPS:
+            raise refuse(where, f"the DSL has no counterpart of {node.op_type}")
+        ONNX_OPS[node.op_type](chain, graph, node, graph.attributes(node), where)
+    chain.finish()
+    return chain
+
+
 def read(path: Path) -> said.ImportedModel:
     """The ONNX file as DSL layers and weights; ImportRefused for what the DSL cannot say or a broken file."""
     import onnx
@@ -301,20 +340,9 @@ def read(path: Path) -> said.ImportedModel:
         graph = _Graph(model)
     except Exception as error:
         raise ImportRefused(f"{path}: not a readable ONNX model: {one_line(error)}") from None
-    previous = _input(model, graph)
-    _, channels, height, width = graph.shapes[previous]
-    chain = LayerChain()
-    for index, node in enumerate(model.graph.node):
-        where = f"node {node.name or node.op_type!r} (index {index}, {node.op_type})"
-        if index in graph.folded:
-            continue
-        if [name for name in node.input if name and name not in graph.constants] != [previous]:
-            raise refuse(where, "it does not take just the result of the node before it: a model with branches")
-        if node.op_type not in ONNX_OPS:
-            raise refuse(where, f"the DSL has no counterpart of {node.op_type}")
-        ONNX_OPS[node.op_type](chain, graph, node, graph.attributes(node), where)
-        previous = node.output[0]
-    chain.finish()
+    start = _input(model, graph)
+    _, channels, height, width = graph.shapes[start]
+    chain = _read_items(model, graph, branches.chain(_tree(model, graph, start), -1))
     predict = lambda images: _predict(path, images)  # noqa: E731
     return said.ImportedModel(str(path), (height, width, channels), chain.layers, predict, [INFERENCE_GRAPH])
 

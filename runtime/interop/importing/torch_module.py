@@ -2,9 +2,10 @@
 
 This runs the user's file, as `python file.py` would. Its module is traced with torch.fx, so what `forward` does is
 seen op by op (`F.relu`, `view`, `torch.flatten` as much as submodules); a value-dependent branch does not trace and
-is refused, and so is a graph that is not one chain (a residual sum, two inputs). Each op maps to a DSL layer through
-the tables below, one entry per PyTorch module type, function or tensor method. Shapes come from running the traced
-graph once on an image batch (torch.fx's ShapeProp), so padding and flatten order are judged at the real sizes.
+is refused, and so is a graph that is not a chain with residual blocks (runtime.common.branches: `body(x) + x`, two
+inputs). Each op maps to a DSL layer through the tables below, one entry per PyTorch module type, function or tensor
+method. Shapes come from running the traced graph once on an image batch (torch.fx's ShapeProp), so padding and
+flatten order are judged at the real sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dsl.dataset import IMAGE_SHAPE
+from runtime.common import branches
 from runtime.common.imported import (
     BATCHNORM_VARIABLES,
     ImportedLayer,
@@ -32,6 +34,7 @@ from runtime.common.imported import (
     dilated_span,
     padding_meaning,
     refuse,
+    residual,
 )
 from runtime.common.layouts import to_keras_layout
 from runtime.common.rundir import one_line, reading
@@ -385,7 +388,6 @@ def _function_reduce(kind: str):
     return read
 
 
-BRANCHES = "a model with branches (a residual sum, a concatenation): the import reads chains only"
 SHAPE_QUERIES = ("size", getattr)  # x.size(0), x.shape: values for a view, not layers
 POOL_ARGUMENTS = (("kernel_size", None), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False))
 AVG_POOL_ARGUMENTS = (*POOL_ARGUMENTS[:3], ("ceil_mode", False), ("count_include_pad", True))
@@ -487,7 +489,8 @@ def _trace(model, source: str, module_table: dict, function_table: dict, batch: 
         raise _not_traced(source, error) from None
     modules = dict(graph.named_modules())
     for index, node in enumerate(graph.graph.nodes):
-        _reader(node, _where(node, modules, index), modules, module_table, function_table)
+        if not _is_add(node):
+            _reader(node, _where(node, modules, index), modules, module_table, function_table)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback of a failing op
             ShapeProp(graph).propagate(torch.zeros(batch, channels, height, width))
@@ -504,27 +507,57 @@ def _not_traced(source: str, error: Exception) -> ImportRefused:
     )
 
 
+def _tensor_inputs(node) -> list:
+    return [arg for arg in node.all_input_nodes if "tensor_meta" in arg.meta]
+
+
+def _is_add(node) -> bool:
+    """`a + b`, `a += b`, torch.add(a, b) or a.add(b) without `alpha`: a residual block's join when a and b are
+    tensors (shapes tell, once known)."""
+    import operator
+
+    import torch
+
+    adds = (operator.add, operator.iadd, torch.add, "add", "add_")
+    plain = not node.kwargs and len(node.args) == 2
+    return node.op in ("call_function", "call_method") and node.target in adds and plain
+
+
+def _is_sum(node) -> bool:
+    return _is_add(node) and len(_tensor_inputs(node)) == 2
+
+
 def _walk(graph, module_table: dict, function_table: dict) -> LayerChain:
-    """Read the op chain, in order, into DSL layers."""
+    """Read the ops, a chain with residual blocks in it, into DSL layers."""
     modules = dict(graph.named_modules())
-    walk, previous = LayerChain(), None
-    for index, node in enumerate(graph.graph.nodes):
-        if node.op == "placeholder":
-            if previous is not None:
-                raise ImportRefused(f"input {node.target!r}: forward takes more than one input")
-            previous = node
-            continue
-        if node.op == "output" or "tensor_meta" not in node.meta:
-            continue  # the result, or a size: not a layer
-        inputs = [arg for arg in node.all_input_nodes if "tensor_meta" in arg.meta]
-        where = _where(node, modules, index)
-        if inputs != [previous]:
-            raise refuse(where, f"it does not take just the result of the op before it: {BRANCHES}")
-        reader = _reader(node, where, modules, module_table, function_table)
-        if reader is not None:
-            reader(walk)
-        previous = node
-    return walk
+    nodes = [node for node in graph.graph.nodes if node.op != "output" and "tensor_meta" in node.meta]
+    index = {node: i for i, node in enumerate(graph.graph.nodes)}
+    starts = [node for node in nodes if node.op == "placeholder"]
+    if len(starts) != 1:
+        raise ImportRefused(f"input {starts[-1].target!r}: forward takes more than one input")
+    counted = set(nodes)
+    tree = branches.Graph(
+        users=lambda node: [user for user in node.users if user in counted],
+        inputs=_tensor_inputs,
+        is_join=_is_sum,
+        where=lambda node: _where(node, modules, index[node]),
+    )
+    items = branches.chain(tree, starts[0])
+
+    def read(chain: LayerChain, items: list) -> LayerChain:
+        for item in items:
+            if isinstance(item, branches.Block):
+                block, shortcut = read(LayerChain(), item.block), read(LayerChain(), item.shortcut)
+                chain.changes += block.changes + shortcut.changes
+                chain.add(residual(block.layers, shortcut.layers, tree.where(item.join)))
+                continue
+            reader = _reader(item, tree.where(item), modules, module_table, function_table)
+            if reader is not None:
+                reader(chain)
+        chain.finish()
+        return chain
+
+    return read(LayerChain(), items)
 
 
 def _where(node, modules: dict, index: int) -> str:
@@ -547,7 +580,7 @@ def _reader(node, where, modules, module_table, function_table):
     reader = function_table.get(node.target) if node.op in ("call_function", "call_method") else None
     if reader is None and node.target not in SHAPE_QUERIES:
         if len(node.all_input_nodes) > 1:
-            raise refuse(where, f"it combines {len(node.all_input_nodes)} results: {BRANCHES}")
+            raise refuse(where, f"it combines {len(node.all_input_nodes)} results: {branches.BRANCHES}")
         raise refuse(where, f"the DSL has no counterpart of {getattr(node.target, '__name__', node.target)}")
     return reader and (lambda walk: reader(walk, node, where))
 
@@ -572,7 +605,6 @@ def read_model(model, source: str, predict, notes: list[str], batch: int = 2) ->
     module_table, function_table = _module_table(), _function_table()
     graph = _trace(model, source, module_table, function_table, batch)
     walk = _walk(graph, module_table, function_table)
-    walk.finish()
     return ImportedModel(source, IMAGE_SHAPE, walk.layers, predict, notes, walk.changes)
 
 

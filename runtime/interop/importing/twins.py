@@ -10,7 +10,7 @@ import numpy as np
 
 from runtime.common import rundir
 from runtime.common.constants import FRAMEWORKS, LOSS_EPSILON
-from runtime.common.imported import ImportedModel, ImportRefused
+from runtime.common.imported import ImportedModel, ImportRefused, flat_layers
 from runtime.common.recipe import Recipe
 from runtime.interop import export, weights
 
@@ -18,7 +18,8 @@ from runtime.interop import export, weights
 def build_twins(package, imported: ImportedModel) -> dict:
     """Framework -> the package's model holding the source's weights; ImportRefused when they do not fit."""
     keras_model = package.build_keras_model()
-    for row, layer in zip(package.LAYERS, imported.layers, strict=True):
+    for row, layer in zip(package.LAYERS, flat_layers(imported.layers), strict=True):
+        _check_strides(keras_model.get_layer(row.name), layer)
         variables = {variable.name.split("/")[-1]: variable for variable in keras_model.get_layer(row.name).weights}
         if variables.keys() != layer.weights.keys():
             raise ImportRefused(
@@ -34,6 +35,17 @@ def build_twins(package, imported: ImportedModel) -> dict:
     torch_model = package.build_torch_model()
     weights.keras_to_torch(keras_model, torch_model)
     return {"torch": torch_model.eval(), "keras": keras_model}
+
+
+def _check_strides(keras_layer, layer) -> None:
+    """The built layer strides as the source's does. A projection's strides are no argument of the spec but the
+    block's reduction, so this is where a source projection strided otherwise is refused."""
+    strides = layer.arguments.get("strides")
+    if strides is not None and tuple(keras_layer.strides) != tuple(strides):
+        raise ImportRefused(
+            f"{layer.source}: strides {tuple(strides)}; the DSL's layer here has {tuple(keras_layer.strides)} (a "
+            "projection shortcut's are its block's reduction)"
+        )
 
 
 def agreement(imported: ImportedModel, twins: dict, images: np.ndarray, labels: np.ndarray) -> dict:

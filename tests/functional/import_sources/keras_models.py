@@ -41,3 +41,21 @@ def strided_cnn() -> keras.Sequential:
 def with_lstm() -> keras.Sequential:
     """A layer the DSL cannot say."""
     return keras.Sequential([keras.Input(shape=(28, 28)), keras.layers.LSTM(8), keras.layers.Dense(10)])
+
+
+def residual_cnn() -> keras.Model:
+    """A functional CNN with two residual blocks joined by `layers.Add()`: an identity one written shortcut first,
+    and a strided one with a 1x1 projection (He-initialised) and a BatchNorm."""
+    layers = keras.layers
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    y = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    y = layers.Conv2D(8, 3, padding="same")(y)
+    x = layers.Activation("relu")(layers.Add()([x, y]))
+    y = layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(x)
+    y = layers.BatchNormalization()(y)
+    projection = layers.Conv2D(16, 1, strides=2, use_bias=False, kernel_initializer="he_normal", name="projection")
+    shortcut = layers.BatchNormalization()(projection(x))
+    x = layers.ReLU()(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))

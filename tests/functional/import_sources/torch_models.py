@@ -92,12 +92,65 @@ class StridedPadding(nn.Module):
 
 
 class Residual(nn.Module):
+    """Two convolutions added: neither path is nothing or a projection, so it is no residual block of the DSL's."""
+
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.other = nn.Conv2d(1, 1, 3, padding=1)
 
     def forward(self, x):
-        return x + self.conv(x)
+        return self.other(x) + self.conv(x)
+
+
+class BasicBlock(nn.Module):
+    """A torchvision-style basic block: relu(body(x) + shortcut(x)), the shortcut nothing or a strided 1x1
+    convolution and a BatchNorm (with Keras's eps and momentum, the DSL's projection's)."""
+
+    def __init__(self, channels: int, filters: int, stride: int, shortcut_eps: float = 1e-3):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, filters, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(filters),
+            nn.ReLU(),
+            nn.Conv2d(filters, filters, 3, padding=1, bias=False),
+            nn.BatchNorm2d(filters),
+        )
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels != filters:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(channels, filters, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(filters, eps=shortcut_eps, momentum=0.01),
+            )
+
+    def forward(self, x):
+        out = self.body(x) + self.shortcut(x)
+        return F.relu(out)
+
+
+class SmallResNet(nn.Module):
+    """A stem, an identity basic block and a strided one with a projection, global pooling, a Linear."""
+
+    def __init__(self, shortcut_eps: float = 1e-3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.block1 = BasicBlock(8, 8, 1)
+        self.block2 = BasicBlock(8, 16, 2, shortcut_eps)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.block2(self.block1(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class TorchDefaultProjection(SmallResNet):
+    """Its projection's BatchNorm has PyTorch's eps 1e-5: not the DSL's projection."""
+
+    def __init__(self):
+        super().__init__(shortcut_eps=1e-5)
 
 
 class AveragePool(nn.Module):
@@ -176,3 +229,14 @@ class CeilAvgPool(nn.Module):
 
     def forward(self, x):
         return self.pool(x)
+
+
+class Scaled(nn.Module):
+    """A product with a constant: no DSL layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x) * 2
