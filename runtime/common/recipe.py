@@ -110,9 +110,11 @@ def parse_options(
     recipe: Recipe,
     run_dir: str,
     runnable: tuple[tuple[str, ...], str] = (precision_rules.PRECISIONS, "this device"),
-    framework: str = "keras",
+    *,
+    framework: str,
 ) -> Options:
-    """A generated training script's command line (`argv`, else sys.argv's): dsl.run_flags, then `options`.
+    """A generated training script's command line (`argv`, else sys.argv's): dsl.run_flags, then `options` for
+    `framework`'s loop (its name decides which one-framework flags it refuses).
 
     Bad choices exit 2 here with one line, before anything is written.
     """

@@ -103,8 +103,9 @@ def _one_epoch(jit: str) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
 
 @pytest.mark.skipif(BACKEND == "torch", reason="Keras's torch backend compiles through torch.compile, not XLA")
 def test_jit_compile_on_compiles_with_xla_and_trains_to_the_same_weights() -> None:
-    assert recipe_module.parse_options(["--jit-compile", "on"], RECIPE, run_dir="runs/x").jit_compile == "on"
-    assert recipe_module.parse_options([], RECIPE, run_dir="runs/x").jit_compile == "auto"
+    chosen = recipe_module.parse_options(["--jit-compile", "on"], RECIPE, run_dir="runs/x", framework="keras")
+    assert chosen.jit_compile == "on"
+    assert recipe_module.parse_options([], RECIPE, run_dir="runs/x", framework="keras").jit_compile == "auto"
     xla, start, compiled = _one_epoch("on")
     graph, same_start, plain = _one_epoch("off")
     assert xla and not graph

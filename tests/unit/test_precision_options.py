@@ -18,14 +18,19 @@ def test_the_spec_says_float32_unless_told():
 
 
 def test_flag_overrides_the_recipe(capsys):
-    assert parse_options([], make_recipe(precision="bf16"), "runs/x").recipe.precision == "bf16"
-    assert parse_options(["--precision", "float32"], make_recipe(precision="bf16"), "r").recipe.precision == "float32"
+    assert parse_options([], make_recipe(precision="bf16"), "runs/x", framework="torch").recipe.precision == "bf16"
+    assert (
+        parse_options(
+            ["--precision", "float32"], make_recipe(precision="bf16"), "r", framework="torch"
+        ).recipe.precision
+        == "float32"
+    )
     assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(("alias", "meaning"), [("no", "float32"), ("bf16", "bf16"), ("fp16", "fp16")])
 def test_mixed_precision_is_a_deprecated_alias(capsys, alias, meaning):
-    options = parse_options(["--mixed-precision", alias], make_recipe(precision="bf16"), "runs/x")
+    options = parse_options(["--mixed-precision", alias], make_recipe(precision="bf16"), "runs/x", framework="torch")
     assert options.recipe.precision == meaning
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].endswith(f"--mixed-precision is deprecated; use --precision {meaning}")
@@ -33,7 +38,7 @@ def test_mixed_precision_is_a_deprecated_alias(capsys, alias, meaning):
 
 def test_alias_contradicting_the_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as stop:
-        parse_options(["--mixed-precision", "no", "--precision", "bf16"], make_recipe(), "runs/x")
+        parse_options(["--mixed-precision", "no", "--precision", "bf16"], make_recipe(), "runs/x", framework="torch")
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().endswith("--mixed-precision no contradicts --precision bf16")
 
@@ -42,13 +47,16 @@ def test_alias_contradicting_the_flag_exits_2(capsys):
 def test_a_precision_the_device_cannot_run_exits_2_in_one_line(capsys, argv):
     recipe = make_recipe(precision="fp16")  # from the spec or from the flag, the same refusal
     with pytest.raises(SystemExit) as stop:
-        parse_options(argv, recipe, "runs/x", runnable=CPU)
+        parse_options(argv, recipe, "runs/x", runnable=CPU, framework="torch")
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(
         "precision fp16: the CPU cannot run it; this machine can run float32, tf32, bf16"
     )
-    assert parse_options(["--precision", "bf16"], recipe, "runs/x", runnable=CPU).recipe.precision == "bf16"
+    assert (
+        parse_options(["--precision", "bf16"], recipe, "runs/x", runnable=CPU, framework="torch").recipe.precision
+        == "bf16"
+    )
 
 
 def test_check_raises_for_library_callers():
@@ -73,4 +81,9 @@ def test_tf32_without_tf32_computes_in_float32_and_says_so_in_one_line():
 
 def test_tf32_is_a_spec_precision_and_runs_on_this_cpu():
     assert parse_spec(SMALLEST_SPEC + "  precision: tf32\n").training.precision == "tf32"
-    assert parse_options(["--precision", "tf32"], make_recipe(), "runs/x", runnable=CPU).recipe.precision == "tf32"
+    assert (
+        parse_options(
+            ["--precision", "tf32"], make_recipe(), "runs/x", runnable=CPU, framework="torch"
+        ).recipe.precision
+        == "tf32"
+    )

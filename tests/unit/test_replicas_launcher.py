@@ -25,7 +25,9 @@ def test_a_script_refuses_replicas_the_framework_cannot_give_in_one_line(monkeyp
 
     monkeypatch.setattr("sys.argv", ["train_keras.py", "--replicas", "2"])
     with pytest.raises(SystemExit) as stopped:
-        interrupt.run_script(main, lambda argv: parse_options(argv, make_recipe(), "runs/mlp"), "keras")
+        interrupt.run_script(
+            main, lambda argv: parse_options(argv, make_recipe(), "runs/mlp", framework="keras"), "keras"
+        )
     assert stopped.value.code == 2
     assert (
         capsys.readouterr().err == "train_keras.py: --replicas 2: this process is one of the 2 of TF_CONFIG's cluster\n"

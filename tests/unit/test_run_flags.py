@@ -46,9 +46,9 @@ def test_the_command_line_given_back_parses_to_the_same_values():
 
 def test_each_flag_overrides_its_recipe_value_and_only_when_given():
     recipe = make_recipe(epochs=5, batch_size=32, seed=0)
-    options = parse_options(["--epochs", "2", "--seed", "3"], recipe, "runs/x")
+    options = parse_options(["--epochs", "2", "--seed", "3"], recipe, "runs/x", framework="torch")
     assert (options.recipe.epochs, options.recipe.seed, options.recipe.batch_size) == (2, 3, 32)
-    assert parse_options([], recipe, "runs/x").recipe == recipe
+    assert parse_options([], recipe, "runs/x", framework="torch").recipe == recipe
 
 
 def test_a_pytorch_script_refuses_the_keras_only_flag_in_one_line(capsys):
@@ -102,6 +102,6 @@ BAD_VALUES = {
 @pytest.mark.parametrize(("flags", "message"), BAD_VALUES.items(), ids=BAD_VALUES.keys())
 def test_a_bad_value_is_one_line_and_exit_2(capsys, flags, message):
     with pytest.raises(SystemExit) as refused:
-        parse_options(flags.split(), make_recipe(), "runs/x")
+        parse_options(flags.split(), make_recipe(), "runs/x", framework="torch")
     err = capsys.readouterr().err
     assert refused.value.code == 2 and err.count("\n") == 1 and message in err, err
