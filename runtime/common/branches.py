@@ -84,15 +84,13 @@ def _block(graph: Graph, value, users: list) -> Block:
     operand (`block(x) + shortcut(x)`); the reader swaps two paths when only the first is a projection."""
     paths = [_branch(graph, value, user) for user in users]
     join = paths[0][2]
-    if (
-        join is None
-        or paths[1][2] is not join
-        or sorted(map(id, graph.inputs(join))) != sorted(id(end) for _, end, _ in paths)
-    ):
+    # Ops are compared by value, not identity: a reader may name them by index (ints above 256 are not shared).
+    ends = [end for _, end, _ in paths]
+    if join is None or paths[1][2] != join or list(graph.inputs(join)) not in (ends, ends[::-1]):
         where = graph.where(join if join is not None else users[0])
         raise refuse(where, f"the two paths from its input do not meet in one add: {BRANCHES}")
     if not paths[0][0] and not paths[1][0]:
         raise refuse(graph.where(join), "it adds a result to itself: not a residual block")
     first = graph.inputs(join)[0]
-    paths.sort(key=lambda path: (not path[0], path[1] is not first))
+    paths.sort(key=lambda path: (not path[0], path[1] != first))
     return Block(paths[0][0], paths[1][0], join)

@@ -60,3 +60,17 @@ def test_the_shortcut_is_the_empty_path_else_the_second_operand():
 def test_other_graphs_are_refused_naming_the_op(ops, message):
     with pytest.raises(ImportRefused, match=message):
         chain(graph(ops), "x")
+
+
+def test_ops_named_by_equal_ints_that_are_not_one_object():
+    """A reader may name its ops by index (the Keras reader does), and ints above 256 are equal without being one
+    object: ops are matched by value."""
+
+    def fresh(number: int) -> int:
+        return int(str(number))  # a new int object on each call
+
+    inputs = {fresh(1000): [fresh(999)], fresh(1001): [fresh(1000)], fresh(1002): [fresh(1001), fresh(999)]}
+    inputs[fresh(1003)] = [fresh(1002)]
+    users = {op: [fresh(user) for user, taken in inputs.items() if op in taken] for op in [999, *inputs]}
+    found = chain(Graph(users.__getitem__, inputs.__getitem__, lambda op: op == 1002, str), fresh(999))
+    assert found == [Block([1000, 1001], [], 1002), 1003]
