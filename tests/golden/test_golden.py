@@ -148,7 +148,9 @@ def test_every_activation_submodule_is_act_n_in_forward_order(folder):
     an Activation layer as PyTorch names its module."""
     names = activation_submodules((folder / "torch_model.py").read_text())
     assert names and numbered_in_order(names), names
-    keras = calls((folder / "keras_model.py").read_text(), {"keras.layers.Activation"})
+    source = (folder / "keras_model.py").read_text()
+    keras = calls(source, {"keras.layers.Activation", "layers.Activation"})  # a Sequential's and a functional's
+    assert len(keras) == source.count("Activation("), "an Activation call spelled another way went unchecked"
     keras_names = [next(k.value.value for k in call.keywords if k.arg == "name") for call in keras]
     assert set(keras_names) <= set(names), (keras_names, names)
 
