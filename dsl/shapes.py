@@ -126,10 +126,17 @@ def _resized(kind: str, layer, shape: Shape) -> LayerShape:
     return LayerShape(kind, shape, (shape[0] + top + bottom, shape[1] + left + right, shape[2]), 0, 0)
 
 
+def projection_strides(block_input: Shape, block_output: Shape) -> list[int] | None:
+    """The strides of the 1x1 convolution taking the block's input size to its output size: the block's reduction,
+    a whole factor per side; None where it is not one."""
+    sizes = list(zip(block_input[:2], block_output[:2]))
+    return [n // o for n, o in sizes] if all(0 < o <= n and n % o == 0 for n, o in sizes) else None
+
+
 def projection(block_input: Shape, block_output: Shape) -> tuple[Conv2D, BatchNorm]:
     """A projection shortcut's layers: a 1x1 Conv2D without bias, strided by the block's reduction, to the block's
     channels, then a BatchNorm with the DSL's defaults."""
-    strides = [block_input[0] // block_output[0], block_input[1] // block_output[1]]
+    strides = projection_strides(block_input, block_output)
     conv = Conv2D.model_validate({"filters": block_output[2], "kernel_size": 1, "strides": strides, "use_bias": False})
     return conv, BatchNorm()
 
@@ -141,8 +148,9 @@ def _shortcut_problem(layer: Residual, shape: Shape, out: Shape) -> str | None:
     if layer.shortcut == "identity":
         if out == shape:
             return None
-        return f"shortcut identity adds the {shape} input to the block's {out} output: use shortcut: projection"
-    if any(o > n or n % o for n, o in zip(shape[:2], out[:2])):
+        hint = ": use shortcut: projection" if projection_strides(shape, out) is not None else ""
+        return f"shortcut identity adds the {shape} input to the block's {out} output{hint}"
+    if projection_strides(shape, out) is None:
         return (
             f"shortcut projection: the block takes {shape[0]}x{shape[1]} to {out[0]}x{out[1]}, not a reduction by a "
             "whole factor, which a strided 1x1 convolution cannot match"

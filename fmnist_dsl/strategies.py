@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from compilers.project import build_and_import
 from dsl.layers import Function, Initializer
-from dsl.shapes import spatial_output
+from dsl.shapes import projection_strides, spatial_output
 
 PROBABILITIES = ("softmax", "log_softmax")
 # Inside a network (the linter warns of it) these give outputs far from 1 in size, or constants over a single value:
@@ -132,9 +132,9 @@ def _same_conv(draw, filters: int, functions: tuple[str, ...]) -> dict:
 
 def _shortcuts(shape, out) -> list[str]:
     """The shortcuts that match a block taking `shape` to `out`: identity where it keeps the shape, projection where
-    it reduces height and width by whole factors."""
-    reduced = all(o <= n and n % o == 0 for n, o in zip(shape[:2], out[:2]))
-    return (["identity"] if out == shape else []) + (["projection"] if reduced else [])
+    it reduces height and width by whole factors (dsl.shapes.projection_strides)."""
+    projected = projection_strides(shape, out) is not None
+    return (["identity"] if out == shape else []) + (["projection"] if projected else [])
 
 
 def _residual(draw, shape, functions: tuple[str, ...], depth: int) -> tuple[dict, tuple[int, ...]]:

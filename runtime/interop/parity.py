@@ -221,8 +221,8 @@ def keras_layer_outputs(keras_model, images: np.ndarray, names: list[str]) -> di
 
 
 def layer_pairs(package) -> list[tuple[str, str]]:
-    """(Keras layer, PyTorch submodule) giving each DSL layer's output; a Residual without activation has none in
-    PyTorch (its sum is a line of forward), so the layer after it compares what it carries."""
+    """(Keras layer, PyTorch submodule) giving each DSL layer's output. A Residual's row has none (its sum is a line
+    of forward, and its activation an act<n> row of its own), so the layer after it compares what it carries."""
     return [(row.name, row.output_attr) for row in package.LAYERS if row.output_attr]
 
 

@@ -327,8 +327,10 @@ COMMAND_REFUSALS = {
         "groups.yaml:4: layers[0].Conv2D.groups: 3 groups do not divide the 4 input channels",
     ),
     "residual": (
-        spec_text("[9, 8, 4]", "Residual: {layers: [{Conv2D: {filters: 4, kernel_size: 3}}], activation: relu}"),
-        "residual.yaml:4: layers[0].Residual: shortcut identity adds the (9, 8, 4) input to the block's (7, 6, 4) "
+        spec_text(
+            "[8, 8, 4]", "Residual: {layers: [{Conv2D: {filters: 4, kernel_size: 3, strides: 2, padding: same}}]}"
+        ),
+        "residual.yaml:4: layers[0].Residual: shortcut identity adds the (8, 8, 4) input to the block's (4, 4, 4) "
         "output: use shortcut: projection",
     ),
 }

@@ -46,7 +46,8 @@ DEFAULT_INIT_NOTE = (
 )
 UNBIASED_VARIANCE = (
     "{where}: PyTorch's BatchNorm tracks the unbiased running variance, the DSL the biased one: the imported "
-    "inference is exact; training the spec moves the running variance by n / (n - 1) less per batch"
+    "inference is exact; training the spec tracks each batch's biased variance, (n - 1) / n of the unbiased one "
+    "for a batch of n"
 )
 TIED_MAXIMA = (
     "nn.AdaptiveMaxPool2d gives a tied maximum's whole gradient to one position, the DSL's GlobalMaxPool shares it "
