@@ -1,7 +1,8 @@
 """The standalone packages (`fmnist-dsl build --standalone`) train as `fmnist-dsl train` does, without fmnist-dsl.
 
-Every example spec, 1 epoch on 2,000 images, float32 on the CPU: each standalone script writes the history and test
-figures the installed runtime writes. In float64, the standalone PyTorch and Keras loops take the same 20 steps.
+Every example spec but resnet (below), 1 epoch on 2,000 images, float32 on the CPU: each standalone script writes
+the history and test figures the installed runtime writes. In float64, the standalone PyTorch and Keras loops take
+the same 20 steps.
 The standalone scripts run in processes where dsl, compilers, runtime and fmnist_dsl cannot be imported.
 """
 
